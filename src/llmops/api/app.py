@@ -1,0 +1,81 @@
+"""``create_app(settings)``: the one FastAPI application of a platform process.
+
+The platform (database, blobs, services) is built when the app is created, so the app also works
+under an in-process transport without a lifespan; the lifespan runs background upkeep (marking
+crashed runs) and closes what it opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from llmops import __version__
+from llmops.api import errors
+from llmops.api.limits import BodySizeLimit
+from llmops.api.system import router as system_router
+from llmops.blobs.routes import router as store_router
+from llmops.platform import Platform
+from llmops.security.routes import router as security_router
+from llmops.settings import Settings
+from llmops.tracking.routes import router as runs_router
+from llmops.ui.routes import STATIC_DIR
+from llmops.ui.routes import router as ui_router
+
+log = logging.getLogger("llmops.api")
+REAP_INTERVAL_SECONDS = 30.0
+UPLOAD_PATHS = r"^/api/v1/runs/[0-9a-f]{32}/artifacts/"
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    owns_platform = platform is None
+    platform = platform or Platform(settings or Settings())
+    settings = platform.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_reap_forever(platform))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if owns_platform:
+                platform.close()
+
+    app = FastAPI(
+        title="llmops",
+        version=__version__,
+        description="Self-hosted LLMOps platform: platform REST API.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    errors.install(app)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
+    for router in (system_router, security_router, runs_router, store_router, ui_router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+async def _reap_forever(platform: Platform) -> None:
+    while True:
+        try:
+            reaped = await run_in_threadpool(platform.tracking.reap_stale)
+            if reaped:
+                log.warning("marked %d crashed run(s) as failed: %s", len(reaped), ", ".join(reaped))
+        except Exception:
+            log.exception("run reaper failed; retrying")
+        await asyncio.sleep(REAP_INTERVAL_SECONDS)

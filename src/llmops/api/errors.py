@@ -1,0 +1,92 @@
+"""Maps errors to the platform REST shape ``{"error": {"code", "message", "details"}}``, once.
+
+HTML pages get a redirect to the sign-in page instead of a 401.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from llmops.errors import LLMOpsError, Unauthenticated
+
+log = logging.getLogger("llmops.api")
+
+STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status_code=status)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/v1/", "/v2/")) and "text/html" in request.headers.get("accept", "")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)] or ["body"]
+    return ".".join(parts)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value if not isinstance(value, str) else value[:200]
+    return str(value)[:200]
+
+
+async def _domain(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LLMOpsError)
+    if isinstance(exc, Unauthenticated) and _wants_html(request):
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    if exc.status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    return error_response(exc.status, exc.code, exc.message, _clean(exc.details))
+
+
+async def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        first = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+        position = first["loc"][1] if len(first["loc"]) > 1 else "?"
+        return error_response(
+            400, "malformed_json", f"request body is not valid JSON: {reason} at character {position}", None
+        )
+    details = [
+        {"field": _location(tuple(e["loc"])), "rule": e["type"], "message": e["msg"].removeprefix("Value error, ")}
+        for e in errors
+    ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return error_response(422, "invalid_input", summary, _clean(details))
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = STATUS_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route for {request.method} {request.url.path}"
+    return error_response(exc.status_code, code, message, None)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s crashed", request.method, request.url.path)
+    return error_response(500, "internal_error", f"internal error ({type(exc).__name__}); see the server log", None)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LLMOpsError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,43 @@
+"""Liveness, readiness and effective configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from llmops import __version__
+from llmops.api.deps import PlatformDep, require
+from llmops.errors import Unavailable
+from llmops.security.actor import Actor
+from llmops.security.roles import Permission
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz")
+async def readyz(platform: PlatformDep) -> JSONResponse:
+    """Readiness: the metadata database and the blob store are reachable."""
+    checks: dict[str, str] = {}
+    for name, ping in (("database", platform.db.ping), ("blobs", platform.blobs.ping)):
+        try:
+            await run_in_threadpool(ping)
+            checks[name] = "ok"
+        except Unavailable as exc:
+            checks[name] = exc.message
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/api/v1/config")
+def config(platform: PlatformDep, actor: Annotated[Actor, Depends(require(Permission.config_read))]) -> dict[str, Any]:
+    """Effective settings, secrets masked."""
+    return platform.settings.masked()

@@ -1,0 +1,10 @@
+"""Imports every domain's tables so that ``Base.metadata`` is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+import llmops.blobs.tables
+import llmops.security.tables
+import llmops.tracking.tables  # noqa: F401
+from llmops.db.base import Base
+
+metadata = Base.metadata

@@ -1,0 +1,96 @@
+"""Settings: the one place that reads the environment.
+
+Every setting is an ``LLMOPS_*`` environment variable (or a keyword argument in tests). Derived
+defaults (database and blob URLs inside the home) are resolved here so that the rest of the code sees
+concrete values. ``tests/test_settings.py`` fails when a field is not documented in the README or docs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+BLOB_SCHEMES = ("file", "s3")
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one llmops process."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default=Path("~/.llmops"), description="Platform home: database, blobs, caches.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; default sqlite:///<home>/llmops.db (PostgreSQL: postgresql://...)."
+    )
+    blob_url: str = Field(default="", description="Blob store URL; default file://<home>/blobs, or s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint for S3-compatible stores.")
+    s3_region: str | None = Field(default=None, description="S3 region.")
+    s3_access_key_id: SecretStr | None = Field(default=None, description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret access key.")
+    s3_multipart_threshold_mb: int = Field(default=64, ge=5, description="Objects above this size upload in parts.")
+    redis_url: str | None = Field(default=None, description="Redis URL for shared counters and caches (optional).")
+    host: str = Field(default="127.0.0.1", description="Address `llmops serve` binds to.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `llmops serve` binds to.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body.")
+    max_upload_bytes: int = Field(
+        default=8 * 1024**3, ge=1024, description="Largest accepted streamed upload (run artifacts)."
+    )
+    blob_gc_grace_seconds: int = Field(
+        default=24 * 3600, ge=0, description="`store gc` never removes an unreferenced blob younger than this."
+    )
+    run_heartbeat_seconds: float = Field(default=10.0, gt=0, description="How often an active run reports it is alive.")
+    run_stale_seconds: float = Field(
+        default=120.0, gt=0, description="A running run silent for this long (or whose process died) is marked failed."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'llmops.db'}"
+        if not self.blob_url:
+            self.blob_url = f"file://{self.home / 'blobs'}"
+        db_scheme = urlsplit(self.database_url).scheme
+        if db_scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"LLMOPS_DATABASE_URL has scheme {db_scheme!r}; use one of {', '.join(DATABASE_SCHEMES)}"
+            )
+        blob = urlsplit(self.blob_url)
+        if blob.scheme not in BLOB_SCHEMES:
+            raise ValueError(f"LLMOPS_BLOB_URL has scheme {blob.scheme!r}; use file:///path or s3://bucket/prefix")
+        if blob.scheme == "s3" and not blob.netloc:
+            raise ValueError("LLMOPS_BLOB_URL s3:// needs a bucket, for example s3://models/llmops")
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for display, with secrets and URL passwords masked."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********"
+            elif isinstance(value, str) and name.endswith("_url"):
+                value = mask_url_password(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+def mask_url_password(url: str) -> str:
+    """Replace the password of ``scheme://user:password@host`` with ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
