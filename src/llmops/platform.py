@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from llmops.blobs.base import BlobStore
 from llmops.blobs.local import LocalBlobStore
 from llmops.blobs.maintenance import BlobMaintenance
+from llmops.counters.base import Counters
+from llmops.counters.memory import MemoryCounters
 from llmops.db.database import Database
 from llmops.db.migrate import upgrade
 from llmops.security.actor import Actor, local_admin
@@ -51,6 +53,17 @@ def build_blob_store(settings: Settings) -> BlobStore:
     raise ValueError(f"unsupported blob URL {settings.blob_url!r}")
 
 
+def build_counters(settings: Settings) -> Counters:
+    if not settings.redis_url:
+        return MemoryCounters()
+    try:
+        from llmops.counters.redis import RedisCounters
+
+        return RedisCounters.from_url(settings.redis_url)
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("LLMOPS_REDIS_URL needs the redis package: pip install 'llmops[redis]'") from exc
+
+
 class Platform:
     """Every service of one llmops installation, built from one ``Settings``."""
 
@@ -61,6 +74,7 @@ class Platform:
         if migrate:
             upgrade(self.db)
         self.blobs = build_blob_store(settings)
+        self.counters = build_counters(settings)
         self.audit = AuditLog(self.db)
         self.security = SecurityService(self.db, self.audit)
         self.tracking = TrackingService(self.db, self.blobs, self.audit, stale_after=settings.run_stale_seconds)

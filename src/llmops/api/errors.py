@@ -47,7 +47,8 @@ def _clean(value: Any) -> Any:
 async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LLMOpsError)
     if isinstance(exc, Unauthenticated) and _wants_html(request):
-        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
     if exc.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     return error_response(exc.status, exc.code, exc.message, _clean(exc.details))

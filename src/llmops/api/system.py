@@ -25,9 +25,12 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(platform: PlatformDep) -> JSONResponse:
-    """Readiness: the metadata database and the blob store are reachable."""
+    """Readiness: the metadata database, the blob store and (when configured) Redis are reachable."""
     checks: dict[str, str] = {}
-    for name, ping in (("database", platform.db.ping), ("blobs", platform.blobs.ping)):
+    probes = [("database", platform.db.ping), ("blobs", platform.blobs.ping)]
+    if platform.settings.redis_url:
+        probes.append(("redis", platform.counters.ping))
+    for name, ping in probes:
         try:
             await run_in_threadpool(ping)
             checks[name] = "ok"

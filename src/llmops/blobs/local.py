@@ -83,7 +83,7 @@ class LocalBlobStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is missing from {self.url}") from None
         size = os.fstat(fh.fileno()).st_size
-        return io.BufferedReader(VerifyingReader(fh, digest, size), CHUNK_SIZE)  # type: ignore[return-value]
+        return io.BufferedReader(VerifyingReader(fh, digest, size), CHUNK_SIZE)
 
     def stat(self, digest: str) -> BlobInfo | None:
         try:

@@ -76,7 +76,7 @@ class S3BlobStore:
         except self._client.exceptions.NoSuchKey:
             raise NotFound(f"blob {digest} is missing from {self.url}") from None
         reader = VerifyingReader(obj["Body"], digest, obj["ContentLength"])
-        return io.BufferedReader(reader, CHUNK_SIZE)  # type: ignore[return-value]
+        return io.BufferedReader(reader, CHUNK_SIZE)
 
     def stat(self, digest: str) -> BlobInfo | None:
         head = self._head(self.key(digest))

@@ -103,6 +103,20 @@ class TrackingService:
             self.audit.append(session, actor, "run.create", f"run/{run_id}", {"kind": kind, "name": name})
             return RunOut.model_validate(run)
 
+    def resolve_id(self, prefix: str) -> str:
+        """A full run id from a unique prefix of at least 4 characters (as git does for commits)."""
+        if len(prefix) == 32:
+            return prefix
+        if not 4 <= len(prefix) < 32 or any(c not in "0123456789abcdef" for c in prefix):
+            raise InvalidInput(f"run id {prefix!r}: give the 32-character id or a unique prefix of 4+ hex characters")
+        with self.db.read() as session:
+            ids = list(session.scalars(select(Run.id).where(Run.id.startswith(prefix)).limit(2)))
+        if not ids:
+            raise NotFound(f"no run id starts with {prefix!r}")
+        if len(ids) > 1:
+            raise InvalidInput(f"run id prefix {prefix!r} is ambiguous; give more characters")
+        return ids[0]
+
     def get_run(self, run_id: str) -> RunDetail:
         with self.db.read() as session:
             run = self._run(session, run_id)

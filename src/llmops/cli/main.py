@@ -1,0 +1,133 @@
+"""The ``llmops`` command: wires each domain's Typer commands into one app.
+
+Errors raised by services print as ``error: <message>`` and exit with status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from typer.core import TyperGroup
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from llmops import __version__
+from llmops.blobs.commands import app as store_app
+from llmops.cli.context import console, err_console, state
+from llmops.cli.system import config_app, db_app
+from llmops.errors import LLMOpsError
+from llmops.security.commands import audit_app, keys_app, users_app
+from llmops.tracking.commands import app as runs_app
+
+class _Root(TyperGroup):
+    """Turns domain errors and invalid settings into ``error: …`` and exit status 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LLMOpsError as exc:
+            err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+            raise typer.Exit(1) from None
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            err_console.print(f"[red]error:[/] invalid settings: {problems}", highlight=False)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Root,
+    name="llmops",
+    help="llmops: a self-hosted LLMOps platform. Settings come from LLMOPS_* environment variables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(store_app, name="store")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(runs_app, name="runs")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(None, "--home", help="Platform home (overrides LLMOPS_HOME)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    st = state(ctx)
+    if home is not None:
+        st.overrides["home"] = home
+    ctx.call_on_close(st.close)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, help="Bind address (default LLMOPS_HOST, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default LLMOPS_PORT, 8080)."),
+) -> None:
+    """Serve the HTTP API and the UI."""
+    import uvicorn
+
+    from llmops.api.app import create_app
+
+    st = state(ctx)
+    settings = st.settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = create_app(platform=st.platform())
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"llmops {__version__} serving on [bold]http://{bind_host}:{bind_port}/[/] (home {settings.home})")
+    uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level.lower())
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    serve_ui: bool = typer.Option(True, "--serve/--no-serve", help="Serve the UI afterwards."),
+    steps: int = typer.Option(300, min=10, max=100_000, help="Training steps per run."),
+    host: str | None = typer.Option(None),
+    port: int | None = typer.Option(None),
+) -> None:
+    """Run the main job on the embedded defaults: initialise, record a tracked training, serve the UI."""
+    from llmops.pipelines.demo import run_demo
+
+    st = state(ctx)
+    platform = st.platform()
+    console.print(f"platform home: [bold]{platform.settings.home}[/]")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"training {name}", total=total)
+            bar.update(tasks[name], completed=done)
+
+        result = run_demo(platform, steps=steps, progress=progress)
+    for run_id in result.train_run_ids:
+        run = platform.tracking.get_run(run_id)
+        acc = next((m.last for m in run.metrics if m.key == "val/accuracy"), float("nan"))
+        console.print(f"run [bold]{run.name}[/] {run.id}: {run.status}, validation accuracy {acc:.3f}")
+    console.print(f"compare them: llmops runs compare {' '.join(r[:8] for r in result.train_run_ids)}")
+    console.print(f"sign in to the UI as {result.admin_name} with this key (shown once):")
+    typer.echo(result.admin_key)
+    if serve_ui:
+        ctx.invoke(serve, ctx=ctx, host=host, port=port)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The demo job that ``make demo`` runs on the embedded defaults.
+
+For now it initialises the platform home, makes sure a demo administrator exists (with a fresh key to
+sign in to the UI), and records a small real training: a two-layer network learning a two-spirals
+classification, tracked as a pipeline run with one child run per learning rate (loss, accuracy,
+validation loss and learning rate per step; the weights as a safetensors artifact with their config,
+so the checkpoint describes itself). Later issues grow this into the whole model lifecycle.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from llmops.errors import AlreadyExists
+from llmops.platform import Platform
+from llmops.security.actor import Actor, local_admin
+
+if TYPE_CHECKING:
+    import torch
+
+DEMO_ADMIN = "demo-admin"
+
+
+@dataclass
+class DemoResult:
+    pipeline_run_id: str
+    train_run_ids: list[str]
+    admin_name: str
+    admin_key: str
+
+
+def run_demo(
+    platform: Platform,
+    *,
+    learning_rates: tuple[float, ...] = (0.03, 0.005),
+    steps: int = 300,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> DemoResult:
+    actor = local_admin(via="demo")
+    try:
+        platform.security.create_principal(actor, DEMO_ADMIN, kind="user", role="admin")
+    except AlreadyExists:
+        pass
+    key = platform.security.create_key(actor, principal=DEMO_ADMIN, name="demo")
+    train_ids: list[str] = []
+    with platform.start_run(kind="pipeline", name="demo", params={"steps": steps, "seed": seed}, actor=actor) as parent:
+        for lr in learning_rates:
+            train_ids.append(_train(platform, actor, parent.id, lr=lr, steps=steps, seed=seed, progress=progress))
+    return DemoResult(pipeline_run_id=parent.id, train_run_ids=train_ids, admin_name=DEMO_ADMIN, admin_key=key.key)
+
+
+def _spirals(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, generator=g) * 3 * math.pi
+    label = torch.randint(0, 2, (n,), generator=g)
+    sign = label.float() * 2 - 1
+    x = torch.stack([t * torch.cos(t) * sign, t * torch.sin(t) * sign], dim=1) / 10
+    x = x + 0.03 * torch.randn(x.shape, generator=g)
+    return x, label
+
+
+def _train(
+    platform: Platform,
+    actor: Actor,
+    parent_id: str,
+    *,
+    lr: float,
+    steps: int,
+    seed: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> str:
+    import torch
+    from safetensors.torch import save
+
+    torch.manual_seed(seed)
+    x_train, y_train = _spirals(2048, seed)
+    x_val, y_val = _spirals(512, seed + 1)
+    hidden = 64
+    config: dict[str, int | str] = {"in_features": 2, "hidden": hidden, "classes": 2, "activation": "tanh"}
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, hidden),
+        torch.nn.Tanh(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.Tanh(),
+        torch.nn.Linear(hidden, 2),
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    name = f"spirals-lr{lr:g}"
+    params = {"lr": lr, "steps": steps, "seed": seed, "optimizer": "AdamW", "batch_size": 256, **config}
+    with platform.start_run(kind="train", name=name, params=params, parent=parent_id, actor=actor) as run:
+        g = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            idx = torch.randint(0, len(x_train), (256,), generator=g)
+            logits = model(x_train[idx])
+            loss = loss_fn(logits, y_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            metrics = {
+                "train/loss": loss.item(),
+                "train/accuracy": (logits.argmax(1) == y_train[idx]).float().mean().item(),
+                "lr": schedule.get_last_lr()[0],
+            }
+            schedule.step()
+            if step % 10 == 0 or step == steps - 1:
+                with torch.no_grad():
+                    val_logits = model(x_val)
+                    metrics["val/loss"] = loss_fn(val_logits, y_val).item()
+                    metrics["val/accuracy"] = (val_logits.argmax(1) == y_val).float().mean().item()
+            run.log_metrics(metrics, step=step)
+            if progress:
+                progress(name, step + 1, steps)
+        weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        run.log_text(json.dumps({"config": config, "step": steps}, indent=2), "checkpoint/config.json")
+        run.service.log_artifact(actor, run.id, "checkpoint/model.safetensors", io.BytesIO(save(weights)))
+        run.set_tags(dataset="two-spirals (synthetic)")
+    return run.id
