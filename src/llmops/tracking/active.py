@@ -19,9 +19,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from llmops.errors import Conflict
 from llmops.security.actor import Actor
 from llmops.tracking.schemas import ArtifactOut, RunDetail, RunOut
-from llmops.tracking.service import TrackingService, now_ms
+from llmops.tracking.service import TrackingService, check_metric, now_ms
 
 FLUSH_POINTS = 5000
 
@@ -47,6 +48,7 @@ class ActiveRun:
         self._flush_seconds = flush_seconds
         self._heartbeat_seconds = heartbeat_seconds
         self._error: BaseException | None = None
+        self._ended = False
         self._thread = threading.Thread(target=self._background, name=f"llmops-run-{run.id[:8]}", daemon=True)
         self._thread.start()
 
@@ -61,13 +63,20 @@ class ActiveRun:
         self.service.set_tags(self.actor, self.id, {**(tags or {}), **kwargs})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Buffer one value per key; ``step`` defaults to the next step of each key."""
+        """Buffer one value per key; ``step`` defaults to the next step of each key.
+
+        Points are checked here, not at the (later) flush: a bad point raises ``InvalidInput`` at the
+        call that logged it and never poisons the buffer; logging to an ended run is a ``Conflict``.
+        """
+        if self._ended:
+            raise Conflict(f"run {self.id} has ended; start a new run to log more")
         ts = now_ms()
+        values = {key: check_metric(key, value, step) for key, value in metrics.items()}
         with self._lock:
-            for key, value in metrics.items():
+            for key, value in values.items():
                 s = step if step is not None else self._steps.get(key, -1) + 1
                 self._steps[key] = max(s, self._steps.get(key, -1))
-                self._buffer.append((key, float(value), s, ts))
+                self._buffer.append((key, value, s, ts))
             full = len(self._buffer) >= FLUSH_POINTS
         if full:
             self.flush()
@@ -109,6 +118,9 @@ class ActiveRun:
 
     # lifecycle ------------------------------------------------------------------------------------
     def end(self, status: str = "finished", reason: str | None = None) -> None:
+        if self._ended:
+            raise Conflict(f"run {self.id} has already ended")
+        self._ended = True
         self._stop.set()
         self._thread.join(timeout=30)
         try:
@@ -122,6 +134,8 @@ class ActiveRun:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._ended:  # ended explicitly inside the block: keep that status
+            return
         if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
             self.end("finished")
         elif isinstance(exc, KeyboardInterrupt):

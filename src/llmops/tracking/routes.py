@@ -86,7 +86,7 @@ def set_tags(run_id: RunId, body: TagsIn, platform: PlatformDep, actor: Writer) 
 @router.post("/{run_id}/metrics", status_code=204)
 def log_metrics(run_id: RunId, body: MetricsIn, platform: PlatformDep, actor: Writer) -> None:
     ts = now_ms()
-    points = [(p.key, p.value, p.step if p.step is not None else 0, p.ts if p.ts is not None else ts) for p in body.points]
+    points = [(p.key, p.value, p.step, p.ts if p.ts is not None else ts) for p in body.points]
     platform.tracking.log_metrics(run_id, points)
 
 

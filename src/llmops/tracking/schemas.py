@@ -78,7 +78,7 @@ class MetricPointIn(Strict):
 
     key: Key
     value: float
-    step: int | None = Field(default=None, ge=0, le=2**62)
+    step: int | None = Field(default=None, ge=0, le=2**62, description="default: the next step of this key")
     ts: int | None = Field(default=None, ge=0, le=2**62, description="epoch milliseconds; default now")
 
 

@@ -56,6 +56,25 @@ def _check_key(key: str, field: str) -> None:
         raise InvalidInput(f"{field}: {problem}", details={"field": field})
 
 
+def metric_value(key: str, value: Any, step: int | None) -> float:
+    """A metric value as a finite float, or ``InvalidInput``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise InvalidInput(
+            f"metric {key!r} at step {step}: {value!r} is not a finite number", details={"field": key}
+        )
+    return number
+
+
+def check_metric(key: str, value: Any, step: int | None = None) -> float:
+    """Validate one metric point before it is buffered (``ActiveRun``) or written."""
+    _check_key(key, "metric key")
+    return metric_value(key, value, step)
+
+
 def _param_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
     if len(text) > MAX_PARAM_VALUE:
@@ -148,7 +167,7 @@ class TrackingService:
         if status not in END_STATUSES:
             raise InvalidInput(f"status: {status!r} is not one of {', '.join(END_STATUSES)}", details={"field": "status"})
         with self.db.write() as session:
-            run = self._run(session, run_id)
+            run = self._run(session, run_id, lock=True)  # a concurrent reaper waits, then sees it ended
             if run.status != "running":
                 raise Conflict(f"run {run_id} already ended as {run.status}")
             run.status, run.ended_at, run.end_reason = status, utcnow(), reason
@@ -162,7 +181,7 @@ class TrackingService:
                 run.heartbeat_at = utcnow()
 
     def reap_stale(self) -> list[str]:
-        """Mark runs whose process died, or whose heartbeat stopped, as failed."""
+        """Mark runs whose process died, or whose heartbeat stopped, as failed; return the ids marked."""
         now = utcnow()
         cutoff = now - dt.timedelta(seconds=self.stale_after)
         with self.db.read() as session:
@@ -170,21 +189,33 @@ class TrackingService:
                 select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == "running")
             ).all()
         dead: dict[str, str] = {}
+        process_gone: set[str] = set()
         for run_id, host, pid, beat in candidates:
             if host == HOST and pid is not None and not _pid_alive(pid):
                 dead[run_id] = f"process {pid} on {host} is gone"
+                process_gone.add(run_id)
             elif beat < cutoff:
                 dead[run_id] = f"no heartbeat since {beat.isoformat()}"
         if not dead:
             return []
+        reaped: list[str] = []
         with self.db.write() as session:
-            for run_id, reason in dead.items():
-                run = session.get(Run, run_id)
-                if run is None or run.status != "running":
-                    continue
+            # Lock the rows first, in id order and before the audit lock each end takes: concurrent
+            # reapers, and runs ending themselves meanwhile, then see each other's outcome instead of
+            # ending a run twice (PostgreSQL; SQLite write transactions are serialized anyway).
+            runs = session.scalars(
+                select(Run).where(Run.id.in_(sorted(dead))).order_by(Run.id).with_for_update()
+            ).all()
+            for run in runs:
+                if run.status != "running" or (run.id not in process_gone and run.heartbeat_at >= cutoff):
+                    continue  # ended meanwhile, or a heartbeat arrived since the candidates were read
+                reason = dead[run.id]
                 run.status, run.ended_at, run.end_reason = "failed", now, f"crashed: {reason}"
-                self.audit.append(session, "system:reaper", "run.end", f"run/{run_id}", {"status": "failed", "reason": reason})
-        return list(dead)
+                self.audit.append(
+                    session, "system:reaper", "run.end", f"run/{run.id}", {"status": "failed", "reason": reason}
+                )
+                reaped.append(run.id)
+        return reaped
 
     # params and tags ------------------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
@@ -199,24 +230,39 @@ class TrackingService:
             self.audit.append(session, actor, "run.tag", f"run/{run_id}", {"tags": dict(tags)})
 
     # metrics --------------------------------------------------------------------------------------
-    def log_metrics(self, run_id: str, points: Iterable[tuple[str, float, int, int]]) -> int:
-        """Append ``(key, value, step, ts_ms)`` points in one statement; returns how many."""
-        rows = []
+    def log_metrics(self, run_id: str, points: Iterable[tuple[str, float, int | None, int]]) -> int:
+        """Append ``(key, value, step, ts_ms)`` points in one statement; returns how many.
+
+        A ``None`` step means "the next step of this key": one past the highest step stored for the key
+        (or logged earlier in the same batch), so clients that do not count steps still get a series.
+        """
+        rows: list[dict[str, Any]] = []
         checked: set[str] = set()
         for key, value, step, ts in points:
             if key not in checked:
                 _check_key(key, "metric key")
                 checked.add(key)
-            value = float(value)
-            if not math.isfinite(value):
-                raise InvalidInput(
-                    f"metric {key!r} at step {step}: {value} is not a finite number", details={"field": key}
-                )
-            rows.append({"run_id": run_id, "key": key, "value": value, "step": int(step), "ts": int(ts)})
+            number = metric_value(key, value, step)
+            rows.append({"run_id": run_id, "key": key, "value": number, "step": step, "ts": int(ts)})
         if not rows:
             return 0
         with self.db.write() as session:
             self._run(session, run_id, running=True)
+            unstepped = {r["key"] for r in rows if r["step"] is None}
+            if unstepped:
+                next_step = {
+                    key: (top + 1 if top is not None else 0)
+                    for key, top in session.execute(
+                        select(MetricPoint.key, func.max(MetricPoint.step))
+                        .where(MetricPoint.run_id == run_id, MetricPoint.key.in_(unstepped))
+                        .group_by(MetricPoint.key)
+                    )
+                }
+                for row in rows:
+                    key = row["key"]
+                    if row["step"] is None:
+                        row["step"] = next_step.get(key, 0)
+                    next_step[key] = max(next_step.get(key, 0), int(row["step"]) + 1)
             session.execute(insert(MetricPoint), rows)
         return len(rows)
 
@@ -241,6 +287,9 @@ class TrackingService:
             self._run(session, run_id)
         blob = self.blobs.put(source)  # blobs first; metadata second, in one transaction
         with self.db.write() as session:
+            # Concurrent writers of one path queue here, so the second sees the first's row (PostgreSQL
+            # would otherwise let both insert it and fail one with a unique violation).
+            self.db.lock(session, f"artifact/{run_id}/{path}")
             self._run(session, run_id)
             row = session.get(Artifact, (run_id, path))
             if row is not None and row.digest != blob.digest:
@@ -320,8 +369,10 @@ class TrackingService:
         return RunComparison(runs=details, param_keys=param_keys, differing_params=differing, metric_keys=metric_keys)
 
     # helpers --------------------------------------------------------------------------------------
-    def _run(self, session: Session, run_id: str, *, running: bool = False) -> Run:
-        run = session.get(Run, run_id) if isinstance(run_id, str) and len(run_id) <= 32 else None
+    def _run(self, session: Session, run_id: str, *, running: bool = False, lock: bool = False) -> Run:
+        """The run, or ``NotFound``; ``lock`` holds its row until the transaction ends (PostgreSQL)."""
+        valid = isinstance(run_id, str) and len(run_id) <= 32
+        run = session.get(Run, run_id, with_for_update=True if lock else None) if valid else None
         if run is None:
             raise NotFound(f"run {run_id!r} does not exist")
         if running and run.status != "running":
@@ -360,18 +411,29 @@ class TrackingService:
                 func.max(MetricPoint.value),
                 func.max(MetricPoint.step),
                 func.count(),
-                func.max(MetricPoint.id),
             )
             .where(MetricPoint.run_id == run.id)
             .group_by(MetricPoint.key)
         ).all()
-        last_ids = [row[5] for row in stats]
-        last_values = dict(
-            session.execute(select(MetricPoint.id, MetricPoint.value).where(MetricPoint.id.in_(last_ids))).all()
-        ) if last_ids else {}
+        # ``last`` is the value at ``last_step`` (the latest logged there on ties), whatever the order
+        # in which the steps were logged.
+        last_steps = (
+            select(MetricPoint.key, func.max(MetricPoint.step).label("step"))
+            .where(MetricPoint.run_id == run.id)
+            .group_by(MetricPoint.key)
+            .subquery()
+        )
+        last_values: dict[str, float] = {}
+        for key, value in session.execute(
+            select(MetricPoint.key, MetricPoint.value)
+            .join(last_steps, (MetricPoint.key == last_steps.c.key) & (MetricPoint.step == last_steps.c.step))
+            .where(MetricPoint.run_id == run.id)
+            .order_by(MetricPoint.id)
+        ):
+            last_values[key] = value
         metrics = [
-            MetricSummary(key=k, min=lo, max=hi, last_step=step, count=n, last=last_values[last_id])
-            for k, lo, hi, step, n, last_id in sorted(stats)
+            MetricSummary(key=k, min=lo, max=hi, last_step=step, count=n, last=last_values[k])
+            for k, lo, hi, step, n in sorted(stats)
         ]
         artifacts = [
             ArtifactOut.model_validate(a)

@@ -1,0 +1,46 @@
+/* llmops page behaviour that is not charts.
+ *
+ * Run selection for comparison: the runs table is a plain GET form (checkboxes named "ids"), so it
+ * works without JavaScript; with it, the button is enabled only when two or more runs are selected and
+ * the form goes to /runs/compare?ids=a,b, the short URL people paste into chats.
+ */
+(function () {
+  "use strict";
+
+  function initCompare(form) {
+    var button = form.querySelector("[data-compare-button]");
+    var boxes = form.querySelectorAll("input[name=ids]");
+    var all = form.querySelector("[data-select-all]");
+
+    function selected() {
+      return Array.prototype.filter.call(boxes, function (b) { return b.checked; })
+        .map(function (b) { return b.value; });
+    }
+    function update() {
+      var n = selected().length;
+      button.disabled = n < 2;
+      button.textContent = n ? "Compare selected (" + n + ")" : "Compare selected";
+      if (all) all.checked = n > 0 && n === boxes.length;
+    }
+    Array.prototype.forEach.call(boxes, function (b) { b.addEventListener("change", update); });
+    if (all) {
+      all.addEventListener("change", function () {
+        Array.prototype.forEach.call(boxes, function (b) { b.checked = all.checked; });
+        update();
+      });
+    }
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var ids = selected();
+      if (ids.length >= 2) window.location.assign(form.action + "?ids=" + ids.map(encodeURIComponent).join(","));
+    });
+    update();
+  }
+
+  function init() {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-compare-form]"), initCompare);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
