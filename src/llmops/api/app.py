@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         upload_paths=UPLOAD_PATHS,
     )
     for router in (system_router, security_router, runs_router, store_router, ui_router):
-        app.include_router(router)
+        app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmops.errors import LLMOpsError, Unauthenticated
@@ -19,6 +20,25 @@ from llmops.errors import LLMOpsError, Unauthenticated
 log = logging.getLogger("llmops.api")
 
 STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every platform REST error."""
+
+    error: ErrorInfo
+
+
+# Declared on every REST router so that the OpenAPI document describes the error body actually sent
+# (it also replaces FastAPI's default 422 schema, ``{"detail": [...]}``, which this API never returns).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": 'Refused: `{"error": {"code", "message", "details"}}`'},
+}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:

@@ -3,21 +3,28 @@
 SQLite is the embedded default: WAL journal, a busy timeout, foreign keys on, and write transactions
 opened with ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing on a stale
 snapshot. PostgreSQL goes through psycopg 3. Everything else is plain SQLAlchemy 2.
+
+Text containing a NUL character is refused on every backend with ``InvalidInput``: PostgreSQL cannot
+store it (the driver raises a ``DataError``, which would surface as a 500), and both backends must
+behave alike. Checking the bound parameters of each statement covers every domain, the HTTP API and the
+Python API at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import re
 import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmops.errors import Unavailable
+from llmops.errors import InvalidInput, Unavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -46,6 +53,7 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+        _refuse_nul_characters(self.engine)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(llmops_write=True), expire_on_commit=False)
 
@@ -99,3 +107,50 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+_PLAIN = (int, float, bool, bytes, dt.datetime, dt.date, type(None))
+_BIND_SUFFIX = re.compile(r"_\d+$")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, _PLAIN):
+        return False
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    wrapped = getattr(value, "obj", None)  # psycopg's Json/Jsonb wrappers
+    return wrapped is not None and _has_nul(wrapped)
+
+
+def _row_has_nul(values: Any) -> bool:
+    for value in values:  # a plain loop: this runs for every row of every batch insert
+        if value.__class__ is str:
+            if "\x00" in value:
+                return True
+        elif value.__class__ not in _PLAIN and _has_nul(value):
+            return True
+    return False
+
+
+def _refuse_nul_characters(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        for row in parameters if executemany else (parameters,):
+            if not _row_has_nul(row.values() if isinstance(row, Mapping) else row or ()):
+                continue
+            if isinstance(row, Mapping):
+                name = next(str(k) for k, v in row.items() if _has_nul(v))
+            else:  # positional parameters (SQLite): recover the name from the compiled statement
+                names = getattr(getattr(context, "compiled", None), "positiontup", None) or []
+                i = next(i for i, v in enumerate(row) if _has_nul(v))
+                name = str(names[i]) if i < len(names) else "value"
+            field = _BIND_SUFFIX.sub("", name)
+            field = "identifier" if field == "pk" else field
+            raise InvalidInput(
+                f"{field}: text contains a NUL character (\\x00), which cannot be stored",
+                details={"field": field, "rule": "no_nul_characters"},
+            )

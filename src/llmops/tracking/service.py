@@ -220,12 +220,14 @@ class TrackingService:
     # params and tags ------------------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         with self.db.write() as session:
-            self._run(session, run_id, running=True)
+            # The run's row lock queues writers of the same run, so the second sees the first's rows
+            # instead of inserting them again (a unique violation on PostgreSQL).
+            self._run(session, run_id, running=True, lock=True)
             self._put_params(session, run_id, params)
 
     def set_tags(self, actor: Actor, run_id: str, tags: Mapping[str, str]) -> None:
         with self.db.write() as session:
-            self._run(session, run_id)
+            self._run(session, run_id, lock=True)  # see log_params
             self._put_tags(session, run_id, tags)
             self.audit.append(session, actor, "run.tag", f"run/{run_id}", {"tags": dict(tags)})
 
@@ -246,9 +248,11 @@ class TrackingService:
             rows.append({"run_id": run_id, "key": key, "value": number, "step": step, "ts": int(ts)})
         if not rows:
             return 0
+        unstepped = {r["key"] for r in rows if r["step"] is None}
         with self.db.write() as session:
-            self._run(session, run_id, running=True)
-            unstepped = {r["key"] for r in rows if r["step"] is None}
+            # Batches that need "the next step" queue on the run's row, or two would be given the same
+            # steps (PostgreSQL); batches with explicit steps append without waiting on each other.
+            self._run(session, run_id, running=True, lock=bool(unstepped))
             if unstepped:
                 next_step = {
                     key: (top + 1 if top is not None else 0)
@@ -329,7 +333,7 @@ class TrackingService:
                 f"entity_kind: {entity_kind!r} is not one of {', '.join(ENTITY_KINDS)}", details={"field": "entity_kind"}
             )
         with self.db.write() as session:
-            self._run(session, run_id)
+            self._run(session, run_id, lock=True)  # see log_params
             edge = session.scalar(
                 select(LineageEdge).where(
                     LineageEdge.run_id == run_id,
