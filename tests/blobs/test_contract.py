@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from llmops.blobs.base import BlobStore
 from llmops.blobs.digest import digest_bytes
-from llmops.blobs.io import put_bytes, read_bytes, verify
+from llmops.blobs.io import get_path, put_bytes, put_path, read_bytes, verify
 from llmops.errors import DataCorrupted, InvalidInput, NotFound
 
 
@@ -89,3 +90,30 @@ def _overwrite(store: BlobStore, digest: str, data: bytes, request: pytest.Fixtu
     else:
         assert isinstance(store, S3BlobStore)
         store._client.put_object(Bucket=store.bucket, Key=store.key(digest), Body=data)
+
+
+def test_put_path_and_get_path_round_trip(blob_store: BlobStore, tmp_path: Path) -> None:
+    """The file-to-blob and blob-to-file paths (kernel copy on the local store) keep content and digests."""
+    src = tmp_path / "src.bin"
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    src.write_bytes(data)
+    info = put_path(blob_store, src)
+    assert info.digest == digest_bytes(data) and info.size == len(data)
+    assert put_path(blob_store, src).digest == info.digest  # idempotent
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert put_path(blob_store, empty).digest == digest_bytes(b"")
+    dest = tmp_path / "out.bin"
+    assert get_path(blob_store, info.digest, dest) == len(data)
+    assert dest.read_bytes() == data
+
+
+def test_get_path_of_a_corrupted_blob_leaves_no_file(
+    blob_store: BlobStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    info = put_bytes(blob_store, b"good bytes" * 1000)
+    _overwrite(blob_store, info.digest, b"bad bytes!" * 1000, request)
+    dest = tmp_path / "out.bin"
+    with pytest.raises(DataCorrupted, match=info.digest):
+        get_path(blob_store, info.digest, dest)
+    assert not dest.exists()

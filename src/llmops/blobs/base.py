@@ -66,13 +66,18 @@ class VerifyingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        chunk = self._raw.read(len(buffer))
-        if not chunk:
+        raw_readinto = getattr(self._raw, "readinto", None)
+        if raw_readinto is not None:  # files: read straight into the caller's buffer, no copies
+            n = raw_readinto(buffer) or 0
+            data: bytes | memoryview = memoryview(buffer)[:n]
+        else:  # S3 bodies and other streams without readinto
+            data = self._raw.read(len(buffer))
+            n = len(data)
+            buffer[:n] = data
+        if not n:
             self._check()
             return 0
-        n = len(chunk)
-        buffer[:n] = chunk
-        self._hasher.update(chunk)
+        self._hasher.update(data)
         self._seen += n
         return n
 

@@ -48,6 +48,7 @@ RUN_KINDS = ("train", "finetune", "distill", "eval", "compress", "data", "pipeli
 END_STATUSES = ("finished", "failed", "killed")
 ENTITY_KINDS = ("dataset_version", "model_version", "run", "prompt_version", "index")
 HOST = socket.gethostname()
+METRIC_INSERT = insert(MetricPoint.__table__)  # type: ignore[arg-type]  # Core table insert
 
 
 def _check_key(key: str, field: str) -> None:
@@ -267,7 +268,8 @@ class TrackingService:
                     if row["step"] is None:
                         row["step"] = next_step.get(key, 0)
                     next_step[key] = max(next_step.get(key, 0), int(row["step"]) + 1)
-            session.execute(insert(MetricPoint), rows)
+            # Core executemany, not the ORM bulk path: about 1.6x the points per second (benchmarks/).
+            session.connection().execute(METRIC_INSERT, rows)
         return len(rows)
 
     def metric_series(self, run_id: str, key: str) -> MetricSeries:
