@@ -5,9 +5,23 @@ from __future__ import annotations
 import llmops
 
 EXPECTED = {
-    "ActiveRun", "AlreadyExists", "Conflict", "DataCorrupted", "InvalidInput", "LLMOpsError", "NotFound",
-    "PayloadTooLarge", "PermissionDenied", "Platform", "QuotaExceeded", "Settings", "Unauthenticated",
-    "Unavailable", "__version__", "default_platform", "start_run",
+    "ActiveRun",
+    "AlreadyExists",
+    "Conflict",
+    "DataCorrupted",
+    "InvalidInput",
+    "LLMOpsError",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Platform",
+    "QuotaExceeded",
+    "Settings",
+    "Unauthenticated",
+    "Unavailable",
+    "__version__",
+    "default_platform",
+    "start_run",
 }
 
 

@@ -7,8 +7,8 @@ constructor arguments, so tests and other deployments can compose them different
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,8 +95,14 @@ class Platform:
         actor = actor or local_admin(via="python")
         parent_id = parent.id if isinstance(parent, ActiveRun) else parent
         run = self.tracking.create_run(
-            actor, kind=kind, name=name, params=params, tags=tags, parent_id=parent_id,
-            description=description, pid=os.getpid(),
+            actor,
+            kind=kind,
+            name=name,
+            params=params,
+            tags=tags,
+            parent_id=parent_id,
+            description=description,
+            pid=os.getpid(),
         )
         return ActiveRun(self.tracking, actor, run, heartbeat_seconds=self.settings.run_heartbeat_seconds)
 

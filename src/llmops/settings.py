@@ -62,9 +62,7 @@ class Settings(BaseSettings):
             self.blob_url = f"file://{self.home / 'blobs'}"
         db_scheme = urlsplit(self.database_url).scheme
         if db_scheme not in DATABASE_SCHEMES:
-            raise ValueError(
-                f"LLMOPS_DATABASE_URL has scheme {db_scheme!r}; use one of {', '.join(DATABASE_SCHEMES)}"
-            )
+            raise ValueError(f"LLMOPS_DATABASE_URL has scheme {db_scheme!r}; use one of {', '.join(DATABASE_SCHEMES)}")
         blob = urlsplit(self.blob_url)
         if blob.scheme not in BLOB_SCHEMES:
             raise ValueError(f"LLMOPS_BLOB_URL has scheme {blob.scheme!r}; use file:///path or s3://bucket/prefix")

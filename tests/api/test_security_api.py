@@ -62,9 +62,10 @@ def test_audit_needs_maintainer(client: TestClient, tokens: dict[str, str]) -> N
     events = client.get("/api/v1/audit", headers=auth(tokens["maintainer"]))
     assert events.status_code == 200
     assert [e["action"] for e in events.json()][:2] == ["key.create", "principal.create"]
-    assert client.get("/api/v1/audit", params={"action": "principal."}, headers=auth(tokens["admin"])).json()[0][
-        "target"
-    ] == "principal/admin"
+    assert (
+        client.get("/api/v1/audit", params={"action": "principal."}, headers=auth(tokens["admin"])).json()[0]["target"]
+        == "principal/admin"
+    )
     verified = client.get("/api/v1/audit/verify", headers=auth(tokens["maintainer"])).json()
     assert verified["ok"] is True and verified["checked"] == 8 and verified["problems"] == []
 
@@ -162,7 +163,9 @@ def test_login_cookie_and_logout(platform: Platform, tokens: dict[str, str]) -> 
 
     # Later requests carry only the cookie, and it authenticates them with the principal's role.
     assert client.get("/api/v1/auth/whoami").json() == {
-        "name": "maintainer", "role": "maintainer", "principal_id": platform.security.get_principal("maintainer").id,
+        "name": "maintainer",
+        "role": "maintainer",
+        "principal_id": platform.security.get_principal("maintainer").id,
     }
     assert client.get("/api/v1/audit").status_code == 200
     assert client.post("/api/v1/principals", json={"name": "x"}).status_code == 403

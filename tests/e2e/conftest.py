@@ -81,7 +81,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ids = []
     for name, lr, loss in (("baseline", 0.001, baseline_loss), ("high-lr", 0.01, high_lr_loss)):
         with platform.start_run(
-            kind="train", name=name, params={"lr": lr, "batch_size": 32, "optimizer": "adamw"},
+            kind="train",
+            name=name,
+            params={"lr": lr, "batch_size": 32, "optimizer": "adamw"},
             tags={"team": "nlp"},
         ) as run:
             for step in range(STEPS):

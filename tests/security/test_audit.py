@@ -34,8 +34,15 @@ def test_every_mutation_appends_an_event(platform: Platform, admin: Actor) -> No
     run_id = make_history(platform, admin)
     events = list(reversed(platform.audit.list(limit=1000)))
     assert [e.action for e in events] == [
-        "principal.create", "principal.update", "key.create", "key.revoke",
-        "run.create", "run.tag", "run.lineage", "artifact.create", "run.end",
+        "principal.create",
+        "principal.update",
+        "key.create",
+        "key.revoke",
+        "run.create",
+        "run.tag",
+        "run.lineage",
+        "artifact.create",
+        "run.end",
     ]
     assert [e.seq for e in events] == list(range(1, 10))
     assert {e.actor for e in events} == {admin.label}

@@ -63,7 +63,14 @@ def test_two_keys_have_distinct_prefixes_and_secrets(platform: Platform, admin: 
 
 
 MALFORMED = [
-    "", "garbage", "Bearer x", "llmops_", "llmops_short_secret", "llmops_abcdefgh_", "llmops_abcdefgh", "sk-abc",
+    "",
+    "garbage",
+    "Bearer x",
+    "llmops_",
+    "llmops_short_secret",
+    "llmops_abcdefgh_",
+    "llmops_abcdefgh",
+    "sk-abc",
 ]
 
 

@@ -13,7 +13,11 @@ def test_create_list_get(platform: Platform, admin: Actor) -> None:
     alice = platform.security.create_principal(admin, "alice", role="developer", email="alice@example.com")
     bot = platform.security.create_principal(admin, "ci-bot", kind="service")
     assert (alice.name, alice.kind, alice.role, alice.email, alice.disabled) == (
-        "alice", "user", "developer", "alice@example.com", False,
+        "alice",
+        "user",
+        "developer",
+        "alice@example.com",
+        False,
     )
     assert alice.created_by == admin.label == f"cli:{admin.name}"
     assert alice.created_at.tzinfo is not None

@@ -50,7 +50,9 @@ def test_allows_matrix(role: Role, permission: Permission) -> None:
 def test_admin_holds_everything_and_viewer_only_reads() -> None:
     assert all(allows(Role.admin, p) for p in Permission)
     assert {p for p in Permission if allows(Role.viewer, p)} == {
-        Permission.runs_read, Permission.store_read, Permission.keys_self,
+        Permission.runs_read,
+        Permission.store_read,
+        Permission.keys_self,
     }
 
 

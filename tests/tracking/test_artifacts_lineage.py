@@ -72,8 +72,21 @@ def test_artifacts_can_be_added_after_the_run_ended(platform: Platform, admin: A
 
 def test_artifact_path_validation(platform: Platform, admin: Actor) -> None:
     run = platform.tracking.create_run(admin, kind="train", name="paths")
-    for bad in ("", "/etc/passwd", "../escape", "a/../../b", "a//b", "./a", "a/.", "dir/", "bad\x00name",
-                "new\nline", "a\\b", "x" * 513, "q?x=1"):
+    for bad in (
+        "",
+        "/etc/passwd",
+        "../escape",
+        "a/../../b",
+        "a//b",
+        "./a",
+        "a/.",
+        "dir/",
+        "bad\x00name",
+        "new\nline",
+        "a\\b",
+        "x" * 513,
+        "q?x=1",
+    ):
         with pytest.raises(InvalidInput) as info:
             platform.tracking.log_artifact(admin, run.id, bad, io.BytesIO(b"x"))
         assert info.value.details == {"field": "path"}, bad

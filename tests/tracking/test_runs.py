@@ -59,9 +59,7 @@ def test_default_steps_increment_per_key(platform: Platform) -> None:
         run.log_metric("a", 3.0)
         run.log_metric("b", 6.0, step=10)
         run.log_metric("b", 7.0)
-    steps = {
-        key: [p.step for p in platform.tracking.metric_series(run.id, key).points] for key in ("a", "b")
-    }
+    steps = {key: [p.step for p in platform.tracking.metric_series(run.id, key).points] for key in ("a", "b")}
     assert steps == {"a": [0, 1, 2], "b": [0, 10, 11]}
 
 
@@ -243,7 +241,11 @@ def test_ten_thousand_points_land_exactly(platform: Platform) -> None:
     detail = platform.tracking.get_run(run.id)
     [summary] = detail.metrics
     assert (summary.count, summary.last_step, summary.last, summary.min, summary.max) == (
-        n, n - 1, (n - 1) * 0.5, 0.0, (n - 1) * 0.5,
+        n,
+        n - 1,
+        (n - 1) * 0.5,
+        0.0,
+        (n - 1) * 0.5,
     )
     points = platform.tracking.metric_series(run.id, "loss").points
     assert len(points) == n

@@ -46,7 +46,9 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/v1/", "/v2/")) and "text/html" in request.headers.get("accept", "")
+    return not request.url.path.startswith(("/api/", "/v1/", "/v2/")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
 
 
 def _location(loc: tuple[Any, ...]) -> str:

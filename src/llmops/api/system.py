@@ -37,7 +37,9 @@ async def readyz(platform: PlatformDep) -> JSONResponse:
         except Unavailable as exc:
             checks[name] = exc.message
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/api/v1/config")

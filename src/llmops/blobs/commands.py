@@ -13,8 +13,14 @@ app = typer.Typer(help="The content-addressed blob store.", no_args_is_help=True
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _size(n: int) -> str:
@@ -33,12 +39,16 @@ def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
     if as_json:
         print_json(asdict(result))
         return
-    print_table(f"blob store {result.url}", ["", "blobs", "bytes"], [
-        ("stored", result.blobs, _size(result.bytes)),
-        ("referenced", result.referenced_blobs, _size(result.referenced_bytes)),
-        ("unreferenced", result.unreferenced_blobs, _size(result.unreferenced_bytes)),
-        ("missing (referenced, not stored)", result.missing, ""),
-    ])
+    print_table(
+        f"blob store {result.url}",
+        ["", "blobs", "bytes"],
+        [
+            ("stored", result.blobs, _size(result.bytes)),
+            ("referenced", result.referenced_blobs, _size(result.referenced_bytes)),
+            ("unreferenced", result.unreferenced_blobs, _size(result.unreferenced_bytes)),
+            ("missing (referenced, not stored)", result.missing, ""),
+        ],
+    )
 
 
 @app.command("fsck")
@@ -51,7 +61,9 @@ def fsck(
     platform = state(ctx).platform()
     with _progress() as progress:
         task = progress.add_task("verifying blobs", total=None)
-        report = platform.store.fsck(verify_content=verify, progress=lambda d, t: progress.update(task, completed=d, total=t))
+        report = platform.store.fsck(
+            verify_content=verify, progress=lambda d, t: progress.update(task, completed=d, total=t)
+        )
     if as_json:
         print_json({"clean": report.clean, **asdict(report)})
     else:
@@ -60,8 +72,10 @@ def fsck(
         for digest in report.corrupted:
             console.print(f"[red]corrupted[/] {digest}")
         verdict = "[green]clean[/]" if report.clean else "[red]problems found[/]"
-        console.print(f"{verdict}: {report.checked} blobs verified, {len(report.missing)} missing, "
-                      f"{len(report.corrupted)} corrupted")
+        console.print(
+            f"{verdict}: {report.checked} blobs verified, {len(report.missing)} missing, "
+            f"{len(report.corrupted)} corrupted"
+        )
     if not report.clean:
         raise typer.Exit(1)
 
@@ -78,12 +92,17 @@ def gc(
     grace_seconds = grace if grace is not None else platform.settings.blob_gc_grace_seconds
     with _progress() as progress:
         task = progress.add_task("scanning blobs", total=None)
-        report = platform.store.gc(grace_seconds=grace_seconds, dry_run=dry_run,
-                                   progress=lambda d, t: progress.update(task, completed=d, total=t))
+        report = platform.store.gc(
+            grace_seconds=grace_seconds,
+            dry_run=dry_run,
+            progress=lambda d, t: progress.update(task, completed=d, total=t),
+        )
     if as_json:
         print_json(asdict(report))
         return
     verb = "would remove" if dry_run else "removed"
-    console.print(f"{verb} {len(report.removed)} unreferenced blobs ({_size(report.bytes_freed)}); "
-                  f"kept {report.kept_young} younger than {grace_seconds:g}s; "
-                  f"{report.partial_removed} interrupted writes cleaned")
+    console.print(
+        f"{verb} {len(report.removed)} unreferenced blobs ({_size(report.bytes_freed)}); "
+        f"kept {report.kept_young} younger than {grace_seconds:g}s; "
+        f"{report.partial_removed} interrupted writes cleaned"
+    )

@@ -131,8 +131,10 @@ class LocalBlobStore:
             src.close()
         if actual != digest:
             Path(dest).unlink(missing_ok=True)
-            raise DataCorrupted(f"blob {digest} is corrupted: its content hashes to {actual}",
-                                details={"digest": digest, "actual": actual})
+            raise DataCorrupted(
+                f"blob {digest} is corrupted: its content hashes to {actual}",
+                details={"digest": digest, "actual": actual},
+            )
         return size
 
     def open(self, digest: str) -> BinaryIO:

@@ -16,7 +16,9 @@ router = APIRouter(prefix="/api/v1/store", tags=["store"])
 
 
 @router.get("/stats")
-async def store_stats(platform: PlatformDep, actor: Annotated[Actor, Depends(require(Permission.store_read))]) -> dict[str, Any]:
+async def store_stats(
+    platform: PlatformDep, actor: Annotated[Actor, Depends(require(Permission.store_read))]
+) -> dict[str, Any]:
     return asdict(await run_in_threadpool(platform.store.stats))
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import typer
 from pydantic import ValidationError
-from typer.core import TyperGroup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from typer.core import TyperGroup
 
 from llmops import __version__
 from llmops.blobs.commands import app as store_app
@@ -21,6 +21,7 @@ from llmops.cli.system import config_app, db_app
 from llmops.errors import LLMOpsError
 from llmops.security.commands import audit_app, keys_app, users_app
 from llmops.tracking.commands import app as runs_app
+
 
 class _Root(TyperGroup):
     """Turns domain errors and invalid settings into ``error: …`` and exit status 1."""
@@ -32,7 +33,10 @@ class _Root(TyperGroup):
             err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
             raise typer.Exit(1) from None
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
             err_console.print(f"[red]error:[/] invalid settings: {problems}", highlight=False)
             raise typer.Exit(1) from None
 

@@ -19,8 +19,11 @@ def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
     if as_json:
         print_json(values)
     else:
-        print_table("llmops settings", ["setting", "environment variable", "value"],
-                    [(k, f"LLMOPS_{k.upper()}", v) for k, v in values.items()])
+        print_table(
+            "llmops settings",
+            ["setting", "environment variable", "value"],
+            [(k, f"LLMOPS_{k.upper()}", v) for k, v in values.items()],
+        )
 
 
 @db_app.command("upgrade")

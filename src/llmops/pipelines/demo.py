@@ -9,6 +9,7 @@ so the checkpoint describes itself). Later issues grow this into the whole model
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -43,10 +44,8 @@ def run_demo(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
     actor = local_admin(via="demo")
-    try:
+    with contextlib.suppress(AlreadyExists):
         platform.security.create_principal(actor, DEMO_ADMIN, kind="user", role="admin")
-    except AlreadyExists:
-        pass
     key = platform.security.create_key(actor, principal=DEMO_ADMIN, name="demo")
     train_ids: list[str] = []
     with platform.start_run(kind="pipeline", name="demo", params={"steps": steps, "seed": seed}, actor=actor) as parent:

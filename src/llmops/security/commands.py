@@ -28,8 +28,10 @@ def users_create(
     p = st.platform().security.create_principal(
         st.actor, name, kind="service" if service else "user", role=role, email=email
     )
-    console.print(f"created {p.kind} [bold]{p.name}[/] with role {p.role}; "
-                  f"give it a key with `llmops keys create --user {p.name}`")
+    console.print(
+        f"created {p.kind} [bold]{p.name}[/] with role {p.role}; "
+        f"give it a key with `llmops keys create --user {p.name}`"
+    )
 
 
 @users_app.command("list")
@@ -39,9 +41,11 @@ def users_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")
     if as_json:
         print_json(rows)
         return
-    print_table("principals", ["name", "kind", "role", "disabled", "created", "by"],
-                [(p.name, p.kind, p.role, "yes" if p.disabled else "", short_time(p.created_at), p.created_by)
-                 for p in rows])
+    print_table(
+        "principals",
+        ["name", "kind", "role", "disabled", "created", "by"],
+        [(p.name, p.kind, p.role, "yes" if p.disabled else "", short_time(p.created_at), p.created_by) for p in rows],
+    )
 
 
 @users_app.command("set-role")
@@ -93,9 +97,22 @@ def keys_list(
     if as_json:
         print_json(rows)
         return
-    print_table("API keys", ["prefix", "principal", "name", "created", "expires", "revoked", "last used"],
-                [(k.prefix, k.principal, k.name, short_time(k.created_at), short_time(k.expires_at),
-                  short_time(k.revoked_at), short_time(k.last_used_at)) for k in rows])
+    print_table(
+        "API keys",
+        ["prefix", "principal", "name", "created", "expires", "revoked", "last used"],
+        [
+            (
+                k.prefix,
+                k.principal,
+                k.name,
+                short_time(k.created_at),
+                short_time(k.expires_at),
+                short_time(k.revoked_at),
+                short_time(k.last_used_at),
+            )
+            for k in rows
+        ],
+    )
 
 
 @keys_app.command("revoke")
@@ -120,8 +137,11 @@ def audit_list(
     if as_json:
         print_json(rows)
         return
-    print_table("audit log", ["seq", "time", "actor", "action", "target", "details"],
-                [(e.seq, short_time(e.ts), e.actor, e.action, e.target, e.details or "") for e in rows])
+    print_table(
+        "audit log",
+        ["seq", "time", "actor", "action", "target", "details"],
+        [(e.seq, short_time(e.ts), e.actor, e.action, e.target, e.details or "") for e in rows],
+    )
 
 
 @audit_app.command("verify")

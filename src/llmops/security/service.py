@@ -75,7 +75,12 @@ class SecurityService:
 
     # keys -----------------------------------------------------------------------------------------
     def create_key(
-        self, actor: Actor, *, principal: str | None = None, name: str = "default", expires_in: dt.timedelta | None = None
+        self,
+        actor: Actor,
+        *,
+        principal: str | None = None,
+        name: str = "default",
+        expires_in: dt.timedelta | None = None,
     ) -> KeyCreated:
         check_name(name, "key name")
         with self.db.write() as session:
@@ -88,7 +93,10 @@ class SecurityService:
             session.add(row)
             session.flush()
             self.audit.append(
-                session, actor, "key.create", f"principal/{owner.name}/key/{material.prefix}",
+                session,
+                actor,
+                "key.create",
+                f"principal/{owner.name}/key/{material.prefix}",
                 {"name": name, "expires_at": expires_at.isoformat() if expires_at else None},
             )
             return KeyCreated(**_key_out(row, owner.name).model_dump(), key=material.token)
@@ -163,6 +171,12 @@ class SecurityService:
 
 def _key_out(row: ApiKey, principal: str) -> KeyOut:
     return KeyOut(
-        id=row.id, principal=principal, prefix=row.prefix, name=row.name, created_at=row.created_at,
-        expires_at=row.expires_at, revoked_at=row.revoked_at, last_used_at=row.last_used_at,
+        id=row.id,
+        principal=principal,
+        prefix=row.prefix,
+        name=row.name,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )

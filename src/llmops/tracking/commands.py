@@ -30,10 +30,14 @@ def runs_list(
     if as_json:
         print_json(result)
         return
-    print_table(f"runs ({len(result.runs)} of {result.total})",
-                ["id", "name", "kind", "status", "started", "duration", "by"],
-                [(r.id[:12], r.name, r.kind, r.status, short_time(r.started_at), _duration(r), r.created_by)
-                 for r in result.runs])
+    print_table(
+        f"runs ({len(result.runs)} of {result.total})",
+        ["id", "name", "kind", "status", "started", "duration", "by"],
+        [
+            (r.id[:12], r.name, r.kind, r.status, short_time(r.started_at), _duration(r), r.created_by)
+            for r in result.runs
+        ],
+    )
 
 
 @app.command("show")
@@ -44,8 +48,10 @@ def runs_show(ctx: typer.Context, run_id: str, as_json: bool = typer.Option(Fals
     if as_json:
         print_json(run)
         return
-    console.print(f"[bold]{run.name}[/] ({run.kind}) {run.id}  status [bold]{run.status}[/]"
-                  f"  started {short_time(run.started_at)}  {_duration(run)}  by {run.created_by}")
+    console.print(
+        f"[bold]{run.name}[/] ({run.kind}) {run.id}  status [bold]{run.status}[/]"
+        f"  started {short_time(run.started_at)}  {_duration(run)}  by {run.created_by}"
+    )
     if run.end_reason:
         console.print(f"end reason: {run.end_reason}")
     if run.params:
@@ -53,13 +59,17 @@ def runs_show(ctx: typer.Context, run_id: str, as_json: bool = typer.Option(Fals
     if run.tags:
         print_table("tags", ["key", "value"], sorted(run.tags.items()))
     if run.metrics:
-        print_table("metrics", ["key", "last", "min", "max", "last step", "points"],
-                    [(m.key, f"{m.last:.6g}", f"{m.min:.6g}", f"{m.max:.6g}", m.last_step, m.count) for m in run.metrics])
+        print_table(
+            "metrics",
+            ["key", "last", "min", "max", "last step", "points"],
+            [(m.key, f"{m.last:.6g}", f"{m.min:.6g}", f"{m.max:.6g}", m.last_step, m.count) for m in run.metrics],
+        )
     if run.artifacts:
         print_table("artifacts", ["path", "size", "digest"], [(a.path, a.size, a.digest[:16]) for a in run.artifacts])
     if run.lineage:
-        print_table("lineage", ["direction", "kind", "ref"],
-                    [(e.direction, e.entity_kind, e.entity_ref) for e in run.lineage])
+        print_table(
+            "lineage", ["direction", "kind", "ref"], [(e.direction, e.entity_kind, e.entity_ref) for e in run.lineage]
+        )
 
 
 @app.command("compare")

@@ -43,8 +43,13 @@ SPOOL_BYTES = 8 * 1024 * 1024
 @router.post("", response_model=RunOut, status_code=201)
 def create_run(body: RunCreate, platform: PlatformDep, actor: Writer) -> RunOut:
     return platform.tracking.create_run(
-        actor, kind=body.kind, name=body.name, params=body.params, tags=body.tags,
-        parent_id=body.parent_id, description=body.description,
+        actor,
+        kind=body.kind,
+        name=body.name,
+        params=body.params,
+        tags=body.tags,
+        parent_id=body.parent_id,
+        description=body.description,
     )
 
 
@@ -119,9 +124,13 @@ def list_artifacts(run_id: RunId, platform: PlatformDep, actor: Reader) -> list[
     "/{run_id}/artifacts/{path:path}",
     response_model=ArtifactOut,
     status_code=201,
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra={
+        "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
 )
-async def upload_artifact(run_id: RunId, path: str, request: Request, platform: PlatformDep, actor: Writer) -> ArtifactOut:
+async def upload_artifact(
+    run_id: RunId, path: str, request: Request, platform: PlatformDep, actor: Writer
+) -> ArtifactOut:
     if not path:
         raise InvalidInput("path: an artifact path is required", details={"field": "path"})
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:

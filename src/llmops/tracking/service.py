@@ -64,9 +64,7 @@ def metric_value(key: str, value: Any, step: int | None) -> float:
     except (TypeError, ValueError):
         number = math.nan
     if not math.isfinite(number):
-        raise InvalidInput(
-            f"metric {key!r} at step {step}: {value!r} is not a finite number", details={"field": key}
-        )
+        raise InvalidInput(f"metric {key!r} at step {step}: {value!r} is not a finite number", details={"field": key})
     return number
 
 
@@ -84,9 +82,7 @@ def _param_value(key: str, value: Any) -> str:
 
 
 class TrackingService:
-    def __init__(
-        self, db: Database, blobs: BlobStore, audit: AuditLog, *, stale_after: float = 120.0
-    ) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, audit: AuditLog, *, stale_after: float = 120.0) -> None:
         self.db = db
         self.blobs = blobs
         self.audit = audit
@@ -113,8 +109,15 @@ class TrackingService:
             if parent_id is not None and session.get(Run, parent_id) is None:
                 raise NotFound(f"parent run {parent_id} does not exist")
             run = Run(
-                id=run_id, kind=kind, name=name, status="running", parent_id=parent_id, description=description,
-                created_by=actor.label, host=HOST if pid else None, pid=pid,
+                id=run_id,
+                kind=kind,
+                name=name,
+                status="running",
+                parent_id=parent_id,
+                description=description,
+                created_by=actor.label,
+                host=HOST if pid else None,
+                pid=pid,
             )
             session.add(run)
             session.flush()
@@ -166,7 +169,9 @@ class TrackingService:
 
     def end_run(self, actor: Actor, run_id: str, status: str = "finished", reason: str | None = None) -> RunOut:
         if status not in END_STATUSES:
-            raise InvalidInput(f"status: {status!r} is not one of {', '.join(END_STATUSES)}", details={"field": "status"})
+            raise InvalidInput(
+                f"status: {status!r} is not one of {', '.join(END_STATUSES)}", details={"field": "status"}
+            )
         with self.db.write() as session:
             run = self._run(session, run_id, lock=True)  # a concurrent reaper waits, then sees it ended
             if run.status != "running":
@@ -204,9 +209,7 @@ class TrackingService:
             # Lock the rows first, in id order and before the audit lock each end takes: concurrent
             # reapers, and runs ending themselves meanwhile, then see each other's outcome instead of
             # ending a run twice (PostgreSQL; SQLite write transactions are serialized anyway).
-            runs = session.scalars(
-                select(Run).where(Run.id.in_(sorted(dead))).order_by(Run.id).with_for_update()
-            ).all()
+            runs = session.scalars(select(Run).where(Run.id.in_(sorted(dead))).order_by(Run.id).with_for_update()).all()
             for run in runs:
                 if run.status != "running" or (run.id not in process_gone and run.heartbeat_at >= cutoff):
                     continue  # ended meanwhile, or a heartbeat arrived since the candidates were read
@@ -305,7 +308,10 @@ class TrackingService:
                 session.add(row)
                 add_ref(session, blob, "artifact", f"{run_id}/{path}")
                 self.audit.append(
-                    session, actor, "artifact.create", f"run/{run_id}/artifact/{path}",
+                    session,
+                    actor,
+                    "artifact.create",
+                    f"run/{run_id}/artifact/{path}",
                     {"digest": blob.digest, "size": blob.size},
                 )
             session.flush()
@@ -332,7 +338,8 @@ class TrackingService:
             raise InvalidInput(f"direction: {direction!r} is not 'input' or 'output'", details={"field": "direction"})
         if entity_kind not in ENTITY_KINDS:
             raise InvalidInput(
-                f"entity_kind: {entity_kind!r} is not one of {', '.join(ENTITY_KINDS)}", details={"field": "entity_kind"}
+                f"entity_kind: {entity_kind!r} is not one of {', '.join(ENTITY_KINDS)}",
+                details={"field": "entity_kind"},
             )
         with self.db.write() as session:
             self._run(session, run_id, lock=True)  # see log_params
@@ -451,7 +458,11 @@ class TrackingService:
         ]
         return RunDetail(
             **RunOut.model_validate(run).model_dump(),
-            params=params, tags=tags, metrics=metrics, artifacts=artifacts, lineage=lineage,
+            params=params,
+            tags=tags,
+            metrics=metrics,
+            artifacts=artifacts,
+            lineage=lineage,
         )
 
 

@@ -197,7 +197,12 @@ def login(
         else:
             response = RedirectResponse(target, status_code=303)
             response.set_cookie(
-                SESSION_COOKIE, key, max_age=SESSION_MAX_AGE, path="/", httponly=True, samesite="strict",
+                SESSION_COOKIE,
+                key,
+                max_age=SESSION_MAX_AGE,
+                path="/",
+                httponly=True,
+                samesite="strict",
                 secure=request.url.scheme == "https",
             )
             return response
@@ -208,8 +213,14 @@ def login(
 def logout(request: Request) -> Response:
     if _cross_site(request):
         return render(
-            request, "error.html", actor=None, status_code=403, title="Permission denied", status=403,
-            message="sign-out must be posted from this site", denied=False,
+            request,
+            "error.html",
+            actor=None,
+            status_code=403,
+            title="Permission denied",
+            status=403,
+            message="sign-out must be posted from this site",
+            denied=False,
         )
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
@@ -236,8 +247,11 @@ def runs_page(
     page: Annotated[int, Query(ge=1, le=10**6)] = 1,
 ) -> HTMLResponse:
     result = platform.tracking.list_runs(
-        kind=kind or None, status=status or None, name=name or None,
-        limit=RUNS_PAGE_SIZE, offset=(page - 1) * RUNS_PAGE_SIZE,
+        kind=kind or None,
+        status=status or None,
+        name=name or None,
+        limit=RUNS_PAGE_SIZE,
+        offset=(page - 1) * RUNS_PAGE_SIZE,
     )
     filters = {k: v for k, v in (("kind", kind), ("status", status), ("name", name)) if v}
     pages = {
@@ -245,8 +259,16 @@ def runs_page(
         "next": f"/runs?{urlencode({**filters, 'page': page + 1})}" if page * RUNS_PAGE_SIZE < result.total else None,
     }
     return render(
-        request, "runs.html", actor=actor, result=result, kinds=RUN_KINDS, statuses=RUN_STATUSES,
-        filters={"kind": kind, "status": status, "name": name}, page=page, pages=pages, now=_now(),
+        request,
+        "runs.html",
+        actor=actor,
+        result=result,
+        kinds=RUN_KINDS,
+        statuses=RUN_STATUSES,
+        filters={"kind": kind, "status": status, "name": name},
+        page=page,
+        pages=pages,
+        now=_now(),
     )
 
 
@@ -273,8 +295,15 @@ def compare_page(
     ]
     last = {run.id: {m.key: m for m in run.metrics} for run in comparison.runs}
     return render(
-        request, "compare.html", actor=actor, comparison=comparison, labels=labels, charts=charts, last=last,
-        differing=set(comparison.differing_params), running=any(r.status == "running" for r in comparison.runs),
+        request,
+        "compare.html",
+        actor=actor,
+        comparison=comparison,
+        labels=labels,
+        charts=charts,
+        last=last,
+        differing=set(comparison.differing_params),
+        running=any(r.status == "running" for r in comparison.runs),
     )
 
 
@@ -306,8 +335,13 @@ def audit_page(
         "older": f"/audit?{urlencode({**filters, 'before': events[-1].seq})}" if more else None,
     }
     return render(
-        request, "audit.html", actor=actor, events=events, verification=verification,
-        filters={"action": action, "actor": by, "target": target}, pages=pages,
+        request,
+        "audit.html",
+        actor=actor,
+        events=events,
+        verification=verification,
+        filters={"action": action, "actor": by, "target": target},
+        pages=pages,
     )
 
 
