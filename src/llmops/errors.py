@@ -26,6 +26,12 @@ class InvalidInput(LLMOpsError):
     status = 422
 
 
+class InvalidModel(InvalidInput):
+    """A model file or directory that must not be imported: malformed, unsafe or inconsistent."""
+
+    code = "invalid_model"
+
+
 class NotFound(LLMOpsError):
     code = "not_found"
     status = 404
@@ -78,6 +84,7 @@ __all__ = [
     "Conflict",
     "DataCorrupted",
     "InvalidInput",
+    "InvalidModel",
     "LLMOpsError",
     "NotFound",
     "PayloadTooLarge",

@@ -19,6 +19,8 @@ from llmops.counters.base import Counters
 from llmops.counters.memory import MemoryCounters
 from llmops.db.database import Database
 from llmops.db.migrate import upgrade
+from llmops.registry.cache import ModelCache
+from llmops.registry.service import RegistryService
 from llmops.security.actor import Actor, local_admin
 from llmops.security.audit import AuditLog
 from llmops.security.service import SecurityService
@@ -79,6 +81,10 @@ class Platform:
         self.security = SecurityService(self.db, self.audit)
         self.tracking = TrackingService(self.db, self.blobs, self.audit, stale_after=settings.run_stale_seconds)
         self.store = BlobMaintenance(self.db, self.blobs)
+        self.registry = RegistryService(self.db, self.blobs, self.audit, self.tracking)
+        self.model_cache = ModelCache(
+            settings.home / "cache" / "models", self.registry, cap_bytes=settings.model_cache_bytes
+        )
 
     def start_run(
         self,

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=8 * 1024**3, ge=1024, description="Largest accepted streamed upload (run artifacts)."
     )
+    import_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories the server may import models from over HTTP (JSON list); empty: CLI imports only.",
+    )
+    model_cache_bytes: int = Field(
+        default=50 * 1024**3, ge=0, description="Size cap of the local model cache (least recently used evicted)."
+    )
     blob_gc_grace_seconds: int = Field(
         default=24 * 3600, ge=0, description="`store gc` never removes an unreferenced blob younger than this."
     )

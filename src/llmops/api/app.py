@@ -22,6 +22,7 @@ from llmops.api.limits import BodySizeLimit
 from llmops.api.system import router as system_router
 from llmops.blobs.routes import router as store_router
 from llmops.platform import Platform
+from llmops.registry.routes import router as models_router
 from llmops.security.routes import router as security_router
 from llmops.settings import Settings
 from llmops.tracking.routes import router as runs_router
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
     )
-    for router in (system_router, security_router, runs_router, store_router, ui_router):
+    for router in (system_router, security_router, runs_router, store_router, models_router, ui_router):
         app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -19,6 +19,8 @@ from llmops.blobs.commands import app as store_app
 from llmops.cli.context import console, err_console, state
 from llmops.cli.system import config_app, db_app
 from llmops.errors import LLMOpsError
+from llmops.registry.commands import app as models_app
+from llmops.registry.commands import plan_command
 from llmops.security.commands import audit_app, keys_app, users_app
 from llmops.tracking.commands import app as runs_app
 
@@ -55,6 +57,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+app.command("plan")(plan_command)
 
 
 def _version(value: bool) -> None:

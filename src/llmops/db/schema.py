@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import llmops.blobs.tables
+import llmops.registry.tables
 import llmops.security.tables
 import llmops.tracking.tables  # noqa: F401
 from llmops.db.base import Base

@@ -38,6 +38,10 @@ class Permission(enum.StrEnum):
     principals_admin = "principals:admin"
     keys_self = "keys:self"  # manage one's own API keys
     config_read = "config:read"
+    models_read = "models:read"
+    models_write = "models:write"
+    models_promote = "models:promote"
+    models_admin = "models:admin"
 
 
 PERMISSION_ROLE: dict[Permission, Role] = {
@@ -50,6 +54,10 @@ PERMISSION_ROLE: dict[Permission, Role] = {
     Permission.principals_admin: Role.admin,
     Permission.keys_self: Role.viewer,
     Permission.config_read: Role.admin,
+    Permission.models_read: Role.viewer,
+    Permission.models_write: Role.developer,
+    Permission.models_promote: Role.maintainer,
+    Permission.models_admin: Role.admin,
 }
 
 
