@@ -100,21 +100,23 @@ def prepare(
     for rel in sorted(directory.files):
         path = directory.files[rel]
         size = path.stat().st_size
-        sha = _sha256(path)
         layout = layouts.get(rel)
         if layout is None:
             blob = put_path(blobs, path)
             prepared.blob_digests.add(blob.digest)
-            files.append(FileEntry(path=rel, size=size, sha256=sha, kind="blob", blob=blob.digest))
+            files.append(FileEntry(path=rel, size=size, sha256=_sha256(path), kind="blob", blob=blob.digest))
         else:
             header = put_bytes(blobs, layout.header_bytes)
             prepared.blob_digests.add(header.digest)
             entries: list[TensorEntry] = []
+            # The layout was validated to cover the file exactly (header, then tensors without gaps), so the
+            # file's SHA-256 is computed in the same pass that hashes each tensor: one read, not two.
+            sha = hashlib.sha256(layout.header_bytes)
             fd = os.open(path, os.O_RDONLY)
             try:
                 for spec in layout.tensors:
                     source = file_range(fd, spec.begin, spec.end)
-                    digest, _ = hash_chunks(source)
+                    digest, _ = hash_chunks(source, also=sha.update)
                     entries.append(
                         TensorEntry(
                             name=spec.name,
@@ -151,7 +153,7 @@ def prepare(
                 FileEntry(
                     path=rel,
                     size=size,
-                    sha256=sha,
+                    sha256=sha.hexdigest(),
                     kind="safetensors",
                     header_blob=header.digest,
                     tensors=tuple(entries),

@@ -65,11 +65,14 @@ def file_range(fd: int, begin: int, end: int) -> ChunkSource:
     return chunks
 
 
-def hash_chunks(source: ChunkSource) -> tuple[str, int]:
+def hash_chunks(source: ChunkSource, *, also: Callable[[bytes], object] | None = None) -> tuple[str, int]:
+    """BLAKE3 digest and size of a chunk source; ``also`` sees every chunk too (a second hash)."""
     hasher = new_hasher()
     size = 0
     for chunk in source():
         hasher.update(chunk)
+        if also is not None:
+            also(chunk)
         size += len(chunk)
     return hasher.hexdigest(), size
 
@@ -212,6 +215,9 @@ def _decode_unverified(
 
 
 def _zstd_chunks(blobs: BlobStore, blob_digest: str) -> Iterator[bytes]:
-    with blobs.open(blob_digest) as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
-        while chunk := reader.read(CHUNK):
-            yield chunk
+    try:
+        with blobs.open(blob_digest) as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+            while chunk := reader.read(CHUNK):
+                yield chunk
+    except zstandard.ZstdError as exc:  # seen before the blob's digest check at its end: still corruption
+        raise DataCorrupted(f"blob {blob_digest} does not decompress: {exc}", details={"digest": blob_digest}) from exc
