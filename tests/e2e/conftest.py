@@ -2,6 +2,8 @@
 
 - ``server``: one platform (embedded stack) with an admin and a viewer key and two finished training
   runs, served by uvicorn on 127.0.0.1 in a background thread for the whole session.
+- ``models``: a family of tiny real models (``tests/ui/tiny_models.py``: a base, a fine-tune, a LoRA merge,
+  alias moves) imported into that platform on first use; only the model page tests pay for building it.
 - ``browser``: Debian's headless Chromium driven by Playwright (its own browser download is not used).
 - ``ui``: a fresh browser context per test that records console errors, uncaught page errors and every
   request; at teardown the test fails on any of them that it did not expect, and on any request to a
@@ -35,6 +37,7 @@ from llmops.platform import Platform
 from llmops.security.actor import local_admin
 from llmops.settings import Settings
 from tests.conftest import free_port
+from tests.ui.tiny_models import Family, import_family, model_dirs
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -114,6 +117,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     uv.should_exit = True
     thread.join(timeout=10)
     platform.close()
+
+
+@pytest.fixture(scope="session")
+def models(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Family:
+    return import_family(server.platform, model_dirs(tmp_path_factory))
 
 
 @pytest.fixture(scope="session")

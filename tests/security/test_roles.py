@@ -19,6 +19,10 @@ EXPECTED: dict[Permission, Role] = {
     Permission.store_admin: Role.admin,
     Permission.principals_admin: Role.admin,
     Permission.config_read: Role.admin,
+    Permission.models_read: Role.viewer,
+    Permission.models_write: Role.developer,
+    Permission.models_promote: Role.maintainer,
+    Permission.models_admin: Role.admin,
 }
 
 
@@ -53,6 +57,7 @@ def test_admin_holds_everything_and_viewer_only_reads() -> None:
         Permission.runs_read,
         Permission.store_read,
         Permission.keys_self,
+        Permission.models_read,
     }
 
 

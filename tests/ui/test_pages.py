@@ -214,6 +214,11 @@ def test_every_ui_route_declares_its_permission() -> None:
         "/audit": Permission.audit_read,
         "/access": Permission.principals_read,
         "/store": Permission.store_read,
+        "/models": Permission.models_read,
+        "/models/-/diff": Permission.models_read,
+        "/models/{name}": Permission.models_read,
+        "/models/{name}/{version}": Permission.models_read,
+        "/models/{name}/{version}/lineage": Permission.models_read,
     }
     ui_routes = [r for r in router.routes if isinstance(r, APIRoute)]
     assert ui_routes

@@ -39,7 +39,7 @@ def parse_ref(text: str) -> ModelRef:
         ref = ModelRef(name=name, alias=check_alias(alias))
     elif ":" in text:
         name, _, number = text.rpartition(":")
-        if not number.isdigit() or int(number) < 1:
+        if not (number.isascii() and number.isdigit()) or int(number) < 1:
             raise InvalidInput(f"reference {text[:80]!r}: the version after ':' must be a positive number")
         ref = ModelRef(name=name, version=int(number))
     else:

@@ -729,7 +729,8 @@ class RegistryService:
             if dependents:
                 names = ", ".join(f"{n}:{v}" for n, v in sorted(dependents))
                 raise Conflict(
-                    f"{out.ref} cannot be deleted: {names} store tensors as deltas against it; delete or rewrite those first",
+                    f"{out.ref} cannot be deleted: {names} store tensors as deltas against it; "
+                    "delete or rewrite those first",
                     details={"dependents": [f"{n}:{v}" for n, v in dependents]},
                 )
             for child in session.scalars(select(ModelVersion).where(ModelVersion.base_version_id == version.id)):

@@ -5,6 +5,8 @@ Charts fetch their series from the REST API in the browser (same-origin, the ses
 authenticates), so a page renders fast however long its runs are.
 
 - ``NAV`` is the one list of top-level sections; later domains append to it.
+- Model pages (``/models…``) read the registry; the lineage graph is laid out by ``ui/lineage.py`` and
+  drawn as server-side SVG, so it needs no script.
 - ``PageRoute`` renders domain errors raised while serving a page (a missing run, a role that is too
   low) as readable HTML pages. ``Unauthenticated`` is left to ``api/errors.py``, which redirects a
   browser to the sign-in page.
@@ -15,6 +17,8 @@ authenticates), so a page renders fast however long its runs are.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -25,11 +29,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from llmops.api.deps import SESSION_COOKIE, PlatformDep, require
-from llmops.errors import LLMOpsError, PermissionDenied, Unauthenticated
+from llmops.errors import InvalidInput, LLMOpsError, NotFound, PermissionDenied, Unauthenticated
+from llmops.naming import check_name
+from llmops.registry import planner
+from llmops.registry.promotion import DEFAULT_POLICY, PromotionPolicy
+from llmops.registry.refs import parse_ref
+from llmops.registry.schemas import TensorChange, VersionDetail
+from llmops.registry.service import RegistryService
 from llmops.security.actor import Actor
 from llmops.security.roles import Permission
 from llmops.tracking.schemas import RunDetail
 from llmops.tracking.service import RUN_KINDS
+from llmops.ui import lineage
 from llmops.ui.templating import STATIC_DIR, build_environment
 
 __all__ = ["NAV", "STATIC_DIR", "NavItem", "router"]
@@ -50,6 +61,7 @@ NAV: list[NavItem] = [
     NavItem("Audit", "/audit", Permission.audit_read),
     NavItem("Access", "/access", Permission.principals_read),
     NavItem("Store", "/store", Permission.store_read),
+    NavItem("Models", "/models", Permission.models_read),
 ]
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
@@ -57,6 +69,7 @@ RUNS_PAGE_SIZE = 50
 AUDIT_PAGE_SIZE = 50
 SESSION_MAX_AGE = 7 * 24 * 3600  # the same lifetime as the REST sign-in cookie
 MAX_KEY_LENGTH = 512
+MAX_VERSION = 2**31  # version numbers and plan inputs beyond this are typos, not requests
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -141,7 +154,9 @@ RunsReader = Annotated[Actor, Depends(require(Permission.runs_read))]
 AuditReader = Annotated[Actor, Depends(require(Permission.audit_read))]
 PrincipalsReader = Annotated[Actor, Depends(require(Permission.principals_read))]
 StoreReader = Annotated[Actor, Depends(require(Permission.store_read))]
+ModelsReader = Annotated[Actor, Depends(require(Permission.models_read))]
 Filter = Annotated[str, Query(max_length=128)]
+RefQuery = Annotated[str, Query(max_length=300)]
 
 
 # sign-in ----------------------------------------------------------------------------------------------
@@ -355,6 +370,228 @@ def access_page(request: Request, platform: PlatformDep, actor: PrincipalsReader
 @router.get("/store", response_class=HTMLResponse)
 def store_page(request: Request, platform: PlatformDep, actor: StoreReader) -> HTMLResponse:
     return render(request, "store.html", actor=actor, stats=platform.store.stats())
+
+
+# models -----------------------------------------------------------------------------------------------
+# Path segments are taken as plain strings and checked like any reference, so that a bad name or version
+# is a readable 422 page rather than the REST validation body. ``/models/-/diff`` is declared before
+# ``/models/{name}``, which would otherwise take "diff" for a model name.
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request, platform: PlatformDep, actor: ModelsReader) -> HTMLResponse:
+    return render(request, "models.html", actor=actor, models=platform.registry.list_models())
+
+
+@router.get("/models/-/diff", response_class=HTMLResponse)
+def model_diff_page(
+    request: Request, platform: PlatformDep, actor: ModelsReader, a: RefQuery = "", b: RefQuery = ""
+) -> HTMLResponse:
+    a, b = a.strip(), b.strip()
+    if not (a and b):
+        return render(request, "model_diff.html", actor=actor, a=a, b=b, diff=None, rows=[], versions=None)
+    registry = platform.registry
+    for text in (a, b):
+        _checked_ref(text)
+    versions = (registry.get_version(a), registry.get_version(b))  # resolves aliases; 404 before any work
+    diff = registry.diff(versions[0].ref, versions[1].ref)
+    return render(
+        request, "model_diff.html", actor=actor, a=a, b=b, diff=diff, rows=_diff_rows(diff.tensors), versions=versions
+    )
+
+
+@router.get("/models/{name}", response_class=HTMLResponse)
+def model_page(request: Request, name: str, platform: PlatformDep, actor: ModelsReader) -> HTMLResponse:
+    check_name(name, "model")
+    registry = platform.registry
+    versions = registry.list_versions(name)
+    policy = registry.get_policy(name)
+    return render(
+        request,
+        "model.html",
+        actor=actor,
+        name=name,
+        versions=versions,
+        history=registry.alias_history(name),
+        policy=policy,
+        default_policy=policy == DEFAULT_POLICY,
+    )
+
+
+@router.get("/models/{name}/{version}", response_class=HTMLResponse)
+def model_version_page(
+    request: Request,
+    name: str,
+    version: str,
+    platform: PlatformDep,
+    actor: ModelsReader,
+    context: Annotated[str, Query(max_length=64)] = "",
+    batch: Annotated[str, Query(max_length=64)] = "",
+    precision: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    ref = _version_ref(name, version)
+    registry = platform.registry
+    detail = registry.get_version(ref)
+    policy = registry.get_policy(name)
+    status, plan, plan_error = 200, None, None
+    try:
+        options = _plan_options(context, batch, precision)
+    except InvalidInput as exc:
+        status, plan_error = exc.status, exc.message
+    else:
+        try:
+            plan = registry.plan(ref, **options)
+        except (NotFound, InvalidInput) as exc:  # no config.json, or one the planner cannot read
+            plan_error = exc.message
+    siblings = registry.list_versions(name)
+    return render(
+        request,
+        "model_version.html",
+        actor=actor,
+        status_code=status,
+        v=detail,
+        policy=policy,
+        unmet=registry.promotion_check(ref),
+        signature=_signature(registry, detail, policy),
+        storage=_storage(detail),
+        plan=plan,
+        plan_error=plan_error,
+        form={"context": context, "batch": batch, "precision": precision or "bf16"},
+        precisions=list(planner.PRECISION_BYTES),
+        compare_default=detail.base or next((s.ref for s in siblings if s.version < detail.version), ""),
+        compare_refs=list(
+            dict.fromkeys([*(s.ref for s in siblings if s.ref != detail.ref), *filter(None, [detail.base])])
+        ),
+    )
+
+
+@router.get("/models/{name}/{version}/lineage", response_class=HTMLResponse)
+def model_lineage_page(
+    request: Request, name: str, version: str, platform: PlatformDep, actor: ModelsReader
+) -> HTMLResponse:
+    ref = _version_ref(name, version)
+    root = platform.registry.lineage(ref)
+    graph = lineage.build(root, platform.registry.lineage)
+    return render(
+        request,
+        "model_lineage.html",
+        actor=actor,
+        ref=ref,
+        name=name,
+        graph=graph,
+        node_width=lineage.NODE_WIDTH,
+        node_height=lineage.NODE_HEIGHT,
+    )
+
+
+def _version_ref(name: str, version: str) -> str:
+    """``name:version`` from two path segments, checked like any reference (a bad one is a 422 page)."""
+    if not (version.isascii() and version.isdigit()):  # "²" passes str.isdigit but not int()
+        raise InvalidInput(f"version {version[:20]!r}: the version must be a positive number")
+    ref = parse_ref(f"{name}:{version}")
+    if ref.version is None or ref.version > MAX_VERSION:
+        raise InvalidInput(f"version {version[:20]!r} is not a version number")
+    return str(ref)
+
+
+def _checked_ref(text: str) -> str:
+    """A reference from a form, checked; ``parse_ref`` lets ``name:²`` through to ``int()`` (a 500)."""
+    _, colon, number = text.rpartition(":")
+    if colon and "@" not in text and not (number.isascii() and number.isdigit()):
+        raise InvalidInput(f"reference {text[:80]!r}: the version after ':' must be a positive number")
+    return str(parse_ref(text))
+
+
+def _positive(field: str, value: str) -> int:
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_VERSION:
+        raise InvalidInput(f"{field} must be a whole number from 1 to {MAX_VERSION:,}, got {text[:16]!r}")
+    return int(text)
+
+
+def _plan_options(context: str, batch: str, precision: str) -> dict[str, Any]:
+    """The memory-plan form's fields; empty ones keep the planner's defaults (context: the model's own)."""
+    options: dict[str, Any] = {}
+    if context.strip():
+        options["context"] = _positive("context", context)
+    if batch.strip():
+        options["batch"] = _positive("batch", batch)
+    if precision:
+        if precision not in planner.PRECISION_BYTES:
+            raise InvalidInput(f"precision must be one of {', '.join(planner.PRECISION_BYTES)}, got {precision!r}")
+        options["precision"] = precision
+    return options
+
+
+def _signature(registry: RegistryService, detail: VersionDetail, policy: PromotionPolicy) -> dict[str, Any]:
+    """Whether the version is signed, whether that verifies, and whether the policy trusts the key."""
+    signature = detail.signature
+    if not signature:
+        return {"state": "unsigned", "text": "unsigned", "by": None, "at": None, "key": None}
+    valid = registry.verify_signature(detail.ref)
+    key = str(signature.get("public_key", ""))
+    trusted = valid and (not policy.trusted_keys or key in policy.trusted_keys)
+    if not valid:
+        state, text = "invalid", "signature does not verify"
+    elif not trusted:
+        state, text = "untrusted", "verifies, but the key is not in the policy's trusted keys"
+    else:
+        state, text = "verified", "verified"
+    return {"state": state, "text": text, "by": signature.get("by"), "at": _timestamp(signature.get("at")), "key": key}
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """An ISO 8601 time stored in a JSON record, or None when it is missing or not one."""
+    try:
+        return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _storage(detail: VersionDetail) -> dict[str, Any]:
+    """Logical against stored bytes of a version's tensors, and how many are stored in each encoding.
+
+    A tensor object shared by two entries (or versions) is stored once, so stored bytes count each digest
+    once; ``added`` is what importing this version added to the store.
+    """
+    logical = sum(t.bytes for t in detail.tensors)
+    unique = {t.digest: t for t in detail.tensors}
+    stored = sum(t.stored_bytes for t in unique.values())
+    tensors = Counter(t.encoding for t in detail.tensors)
+    by_encoding = [
+        {
+            "encoding": encoding,
+            "tensors": tensors[encoding],
+            "bytes": sum(t.bytes for t in detail.tensors if t.encoding == encoding),
+            "stored": sum(t.stored_bytes for t in unique.values() if t.encoding == encoding),
+        }
+        for encoding in sorted(tensors)
+    ]
+    ratio = stored / logical if logical else None
+    return {
+        "logical": logical,
+        "stored": stored,
+        "added": detail.physical_bytes,
+        "ratio": ratio,
+        "bar": min(ratio, 1.0) * 100 if ratio is not None else 0.0,
+        "by_encoding": by_encoding,
+    }
+
+
+def _diff_rows(changes: list[TensorChange]) -> list[dict[str, Any]]:
+    """Tensors that differ, each with its bar (relative L2 as a share of the largest finite one)."""
+    rows = [c for c in changes if c.status != "unchanged"]
+    finite = [c.relative_l2 for c in rows if c.relative_l2 is not None and math.isfinite(c.relative_l2)]
+    largest = max(finite, default=0.0)
+    out = []
+    for change in rows:
+        rel = change.relative_l2
+        if rel is None:
+            bar, text = None, "—"
+        elif not math.isfinite(rel):
+            bar, text = 100.0, "∞"
+        else:
+            bar, text = (rel / largest * 100 if largest > 0 else 0.0), f"{rel:.4g}"
+        out.append({"change": change, "bar": bar, "text": text})
+    return out
 
 
 # presentation helpers ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import jinja2
 
 from llmops import __version__
+from llmops.ui.lineage import version_href
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -73,6 +74,19 @@ def number(value: float) -> str:
     return f"{value:.6g}"
 
 
+def thousands(value: int) -> str:
+    """``112,448``: exact counts people can still read."""
+    return f"{value:,}"
+
+
+def count(value: int) -> str:
+    """``112.4 K``, ``7.24 B``: parameter counts at a glance (decimal units, as model cards write them)."""
+    for scale, unit in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return str(value)
+
+
 def compact_json(value: Any) -> str:
     """Audit details on one line, keys sorted so equal details look equal."""
     return json.dumps(value, sort_keys=True, separators=(", ", ": "), ensure_ascii=False, default=str)
@@ -97,7 +111,15 @@ def build_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        utc=utc, iso=iso, human_bytes=human_bytes, number=number, compact_json=compact_json, url_path=url_path
+        utc=utc,
+        iso=iso,
+        human_bytes=human_bytes,
+        number=number,
+        thousands=thousands,
+        count=count,
+        compact_json=compact_json,
+        url_path=url_path,
+        version_href=version_href,
     )
     env.globals.update(duration=duration, static_url=static_url, version=__version__)
     return env

@@ -3,6 +3,9 @@
  * Run selection for comparison: the runs table is a plain GET form (checkboxes named "ids"), so it
  * works without JavaScript; with it, the button is enabled only when two or more runs are selected and
  * the form goes to /runs/compare?ids=a,b, the short URL people paste into chats.
+ *
+ * Lineage graphs: a graph wider than its box scrolls sideways; it opens scrolled to the version the
+ * page is about (on a phone the whole graph does not fit).
  */
 (function () {
   "use strict";
@@ -37,8 +40,17 @@
     update();
   }
 
+  function centerGraph(wrap) {
+    var current = wrap.querySelector(".node-current rect");
+    if (!current || wrap.scrollWidth <= wrap.clientWidth) return;
+    var box = current.getBoundingClientRect();
+    var outer = wrap.getBoundingClientRect();
+    wrap.scrollLeft += box.left + box.width / 2 - (outer.left + outer.width / 2);
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-compare-form]"), initCompare);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-graph-wrap]"), centerGraph);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
