@@ -87,12 +87,17 @@ class LocalBlobStore:
         Hashing the copy rather than the source means a source modified during the call can never be
         stored under a digest it does not match.
         """
+        with open(path, "rb") as src:
+            return self.put_range(src.fileno(), 0, os.fstat(src.fileno()).st_size)
+
+    def put_range(self, fd: int, begin: int, end: int) -> BlobInfo:
+        """Store bytes ``[begin, end)`` of an open file the same way (a tensor inside a safetensors file)."""
         tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        size = end - begin
         try:
-            with open(path, "rb") as src, open(tmp, "xb") as dst:
-                size = os.fstat(src.fileno()).st_size
-                _kernel_copy(src.fileno(), dst.fileno(), size)
-                dst.flush()
+            with open(tmp, "xb") as dst:
+                _kernel_copy(fd, dst.fileno(), size, offset=begin)
+                _start_writeback(dst.fileno(), 0, size)
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     synced = pool.submit(os.fsync, dst.fileno())
                     digest = _hash_file(tmp)
@@ -178,6 +183,40 @@ class LocalBlobStore:
             raise Unavailable(f"blob store {self.url} is not a writable directory")
 
 
+def copy_verified(src_path: Path, dst_fd: int, digest: str, *, what: str) -> int:
+    """Append a stored blob to ``dst_fd`` (kernel copy) while checking its digest from memory in parallel.
+
+    Raises ``DataCorrupted`` naming ``what`` on a mismatch; the caller discards the partial output.
+    """
+    try:
+        src = open(src_path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise DataCorrupted(f"{what}: blob {digest} is missing from the store", details={"tensor": what}) from None
+    with src, ThreadPoolExecutor(max_workers=1) as pool:
+        size = os.fstat(src.fileno()).st_size
+        hashed = pool.submit(_hash_file, src_path)
+        copied = 0
+        try:
+            while copied < size:
+                n = os.copy_file_range(src.fileno(), dst_fd, size - copied, copied)
+                if n == 0:
+                    break
+                copied += n
+        except OSError:  # e.g. EXDEV across filesystems on older kernels: copy through user space
+            if copied:
+                raise
+            while chunk := os.pread(src.fileno(), CHUNK_SIZE, copied):
+                os.write(dst_fd, chunk)
+                copied += len(chunk)
+        actual = hashed.result()
+    if actual != digest or copied != size:
+        raise DataCorrupted(
+            f"{what} is corrupted: stored bytes hash to {actual}, expected {digest}",
+            details={"tensor": what, "digest": digest, "actual": actual},
+        )
+    return size
+
+
 def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
     # os.sync_file_range is not exposed by CPython 3.11; glibc has it on Linux.
     try:
@@ -205,22 +244,31 @@ def _hash_file(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def _kernel_copy(src: int, dst: int, size: int) -> None:
-    """Copy ``size`` bytes between descriptors inside the kernel (reflink or in-kernel copy)."""
+def _kernel_copy(src: int, dst: int, size: int, *, offset: int | None = None) -> None:
+    """Copy ``size`` bytes between descriptors inside the kernel (reflink or in-kernel copy).
+
+    With ``offset`` the source is read from there (``pread`` semantics, its file position untouched).
+    """
     copied = 0
     try:
         while copied < size:
-            n = os.copy_file_range(src, dst, min(size - copied, 1 << 30))
+            if offset is None:
+                n = os.copy_file_range(src, dst, min(size - copied, 1 << 30))
+            else:
+                n = os.copy_file_range(src, dst, min(size - copied, 1 << 30), offset + copied)
             if n == 0:
                 break
             copied += n
-    except OSError:  # filesystems or kernels without copy_file_range: fall back to sendfile/read-write
+    except OSError:  # filesystems or kernels without copy_file_range: read and write
         if copied:
             raise
-        os.lseek(src, 0, os.SEEK_SET)
-        while chunk := os.read(src, CHUNK_SIZE):
+        start = offset or 0
+        while copied < size:
+            chunk = os.pread(src, min(CHUNK_SIZE, size - copied), start + copied)
+            if not chunk:
+                break
             os.write(dst, chunk)
-        copied = size
+            copied += len(chunk)
     if copied != size:
         raise OSError(f"short copy: {copied} of {size} bytes (file changed while copying?)")
 

@@ -431,10 +431,24 @@ class RegistryService:
             raise PermissionDenied(f"{path} is outside LLMOPS_IMPORT_ROOTS ({', '.join(map(str, roots))})")
         return resolved
 
+    def copy_tensor(self, entry: TensorEntry, fd: int, what: str) -> bool:
+        """Fast path of a load: a raw tensor in a local store is copied inside the kernel into ``fd`` while
+        its digest is checked from memory on another core. False when the generic path must be used."""
+        record = self._lookup(entry.digest)
+        path_of = getattr(self.blobs, "path", None)
+        if record.encoding != "raw" or path_of is None:
+            return False
+        from llmops.blobs.local import copy_verified
+
+        copy_verified(Path(path_of(record.blob_digest)), fd, record.digest, what=what)
+        return True
+
     def pull(self, ref: str, dest: Path, *, progress: Progress | None = None) -> Path:
         """Rebuild a version's files in ``dest``, every tensor and file verified."""
         manifest = self.manifest(ref)
-        return exporter.materialize(self.blobs, manifest, Path(dest), self.read_tensor, progress=progress)
+        return exporter.materialize(
+            self.blobs, manifest, Path(dest), self.read_tensor, copy_tensor=self.copy_tensor, progress=progress
+        )
 
     # aliases --------------------------------------------------------------------------------------
     def set_alias(self, actor: Actor, ref: str, alias: str, *, reason: str | None = None) -> AliasOut:
