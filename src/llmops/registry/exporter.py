@@ -84,7 +84,6 @@ def materialize(
                         done += tensor.end - tensor.begin
                         if progress:
                             progress("writing", min(done, total), total)
-                _start_writeback(fd)
                 os.fsync(fd)
             size = target.stat().st_size
             if size != entry.size:
@@ -103,10 +102,3 @@ def materialize(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dest
-
-
-def _start_writeback(fd: int) -> None:
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # a hint only; fsync below is the guarantee
-    except (AttributeError, OSError):
-        pass
