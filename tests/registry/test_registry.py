@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -272,10 +273,34 @@ def test_model_cache(platform: Platform, admin: Actor, llama_dir: Path, llama_pa
     assert file_hashes(first).keys() >= file_hashes(llama_dir).keys()
     assert platform.model_cache.materialize("c1:1") == first
     assert platform.model_cache.verify_entry("c1")
+    platform.model_cache.flush()  # the entry becomes durable and marked in the background
+    assert [e.ref for e in platform.model_cache.entries()] == ["c1"]
     platform.model_cache.cap_bytes = 1  # room for only the newest entry
     platform.model_cache.materialize("c2")
+    platform.model_cache.flush()
     assert [e.ref for e in platform.model_cache.entries()] == ["c2"]
     assert not first.exists()
+
+
+def test_model_cache_rebuilds_entries_a_crash_left_unmarked(
+    embedded_platform: Platform, admin: Actor, llama_dir: Path
+) -> None:
+    """A directory without its completion marker (the process died before its files were durable) is not
+    trusted: it is rebuilt, and a bogus file in it disappears."""
+    cache = embedded_platform.model_cache
+    embedded_platform.registry.import_model(admin, llama_dir, name="c")
+    path = cache.materialize("c")
+    cache.flush()
+    (path / ".llmops-entry.json").unlink()
+    os.chmod(path, 0o755)
+    (path / "stray.bin").write_bytes(b"left over")
+    note = path / ".syncing"
+    note.write_text('{"boot_id": "another-boot", "pid": 1}')  # a sync from before a reboot: not trusted
+    again = cache.materialize("c")
+    cache.flush()
+    assert again == path and not (path / "stray.bin").exists() and not note.exists()
+    assert file_hashes(path).items() >= {k: v for k, v in file_hashes(llama_dir).items()}.items()
+    assert [e.ref for e in cache.entries()] == ["c"]
 
 
 def test_rest_api(platform: Platform, admin: Actor, llama_dir: Path, tmp_path: Path) -> None:

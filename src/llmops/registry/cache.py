@@ -2,10 +2,14 @@
 
 Serving loads models from here. An entry is written by ``RegistryService.pull`` (every tensor and every
 file verified) into a staging directory and renamed into place, so a reader sees a complete, verified
-model or nothing; its files are made read-only. Reusing an entry (across restarts too) checks that every
-file is present with its recorded size, which keeps a cached load close to a plain disk load;
-``verify_entry`` re-hashes everything when a full check is wanted. When the cache is over its cap, the
-least recently used entries are removed (never the one just requested).
+model or nothing; its files are made read-only. The fsync of a new entry runs in the background, so the
+first load does not wait for the disk: the entry's marker (what makes it reusable after a restart) is
+written only once its files are durable, and while the sync runs a ``.syncing`` note (boot id and pid)
+tells other processes the directory is good to read. An entry left without a marker by a crash is
+rebuilt. Reusing an entry (across restarts too) checks that every file is present with its recorded size,
+which keeps a cached load close to a plain disk load; ``verify_entry`` re-hashes everything when a full
+check is wanted. When the cache is over its cap, the least recently used entries are removed (never the
+one just requested, nor one still being synced).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +27,14 @@ from llmops.registry.manifest import Manifest
 from llmops.registry.service import RegistryService
 
 MARKER = ".llmops-entry.json"
+SYNCING = ".syncing"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,7 @@ class ModelCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.registry = registry
         self.cap_bytes = cap_bytes
+        self._pending: dict[str, threading.Thread] = {}
 
     def materialize(self, ref: str) -> Path:
         """A local directory with the version's files, from the cache or freshly verified from the store."""
@@ -48,22 +62,74 @@ class ModelCache:
         if self._complete(final, manifest):
             self._touch(final)
             return final
+        if self._being_synced(final, manifest):
+            return final
+        if final.exists():  # left without its marker by a crash: rebuild it
+            shutil.rmtree(final, ignore_errors=True)
         staging = self.root / f".staging-{uuid.uuid4().hex[:8]}"
-        self.registry.pull(ref, staging)
+        self.registry.pull(ref, staging, durable=False)
         for dirpath, _, files in os.walk(staging):
             for name in files:
                 os.chmod(Path(dirpath) / name, 0o444)
-        (staging / MARKER).write_text(
-            json.dumps({"ref": ref, "size": manifest.logical_bytes, "last_used": time.time()})
-        )
+        (staging / SYNCING).write_text(json.dumps({"boot_id": _boot_id(), "pid": os.getpid()}))
         try:
             os.replace(staging, final)
         except OSError:  # another process cached it first
             shutil.rmtree(staging, ignore_errors=True)
-            if not self._complete(final, manifest):
-                raise
+            if self._complete(final, manifest) or self._being_synced(final, manifest):
+                return final
+            raise
+        info = {"ref": ref, "size": manifest.logical_bytes, "last_used": time.time()}
+        thread = threading.Thread(target=self._make_durable, args=(final, info), name=f"cache-sync-{digest[:8]}")
+        self._pending[digest] = thread
+        thread.start()
         self.evict(keep=digest)
         return final
+
+    def flush(self) -> None:
+        """Wait until every entry this process wrote is durable and marked complete."""
+        for thread in list(self._pending.values()):
+            thread.join()
+
+    def _make_durable(self, path: Path, info: dict[str, object]) -> None:
+        try:
+            for dirpath, _, files in os.walk(path):
+                for name in files:
+                    fd = os.open(Path(dirpath) / name, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            tmp = path / f"{MARKER}.{uuid.uuid4().hex[:6]}"
+            tmp.write_text(json.dumps(info))
+            os.replace(tmp, path / MARKER)
+            (path / SYNCING).unlink(missing_ok=True)
+            dir_fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except FileNotFoundError:
+            pass  # evicted meanwhile
+        finally:
+            self._pending.pop(path.name, None)
+
+    def _being_synced(self, path: Path, manifest: Manifest) -> bool:
+        """True while a live process on this boot is syncing a complete, verified directory."""
+        try:
+            note = json.loads((path / SYNCING).read_text())
+        except (OSError, ValueError):
+            return False
+        if note.get("boot_id") != _boot_id():
+            return False
+        try:
+            os.kill(int(note.get("pid", -1)), 0)
+        except (OSError, ValueError):
+            return False
+        try:
+            return all((path / f.path).stat().st_size == f.size for f in manifest.files)
+        except FileNotFoundError:
+            return False
 
     def entries(self) -> list[CacheEntry]:
         out = []
@@ -83,7 +149,7 @@ class ModelCache:
         for entry in entries:
             if total <= self.cap_bytes:
                 break
-            if entry.digest == keep:
+            if entry.digest == keep or entry.digest in self._pending:
                 continue
             shutil.rmtree(entry.path, ignore_errors=True)
             total -= entry.size
@@ -99,7 +165,7 @@ class ModelCache:
 
         manifest = self.registry.manifest(ref)
         path = self.root / manifest.digest
-        if not self._complete(path, manifest):
+        if not (self._complete(path, manifest) or self._being_synced(path, manifest)):
             return False
         for entry in manifest.files:
             sha = hashlib.sha256()

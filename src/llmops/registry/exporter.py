@@ -54,7 +54,13 @@ def materialize(
     *,
     copy_tensor: TensorCopier | None = None,
     progress: Progress | None = None,
+    durable: bool = True,
 ) -> Path:
+    """Write every file into a staging directory, verified, then rename it to ``dest``.
+
+    ``durable=False`` skips the per-file fsync; the model cache syncs in the background instead and marks
+    the entry complete only afterwards.
+    """
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise Conflict(f"{dest} exists and is not an empty directory; choose a new destination")
@@ -84,7 +90,8 @@ def materialize(
                         done += tensor.end - tensor.begin
                         if progress:
                             progress("writing", min(done, total), total)
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             size = target.stat().st_size
             if size != entry.size:
                 raise DataCorrupted(

@@ -443,11 +443,17 @@ class RegistryService:
         copy_verified(Path(path_of(record.blob_digest)), fd, record.digest, what=what)
         return True
 
-    def pull(self, ref: str, dest: Path, *, progress: Progress | None = None) -> Path:
+    def pull(self, ref: str, dest: Path, *, progress: Progress | None = None, durable: bool = True) -> Path:
         """Rebuild a version's files in ``dest``, every tensor and file verified."""
         manifest = self.manifest(ref)
         return exporter.materialize(
-            self.blobs, manifest, Path(dest), self.read_tensor, copy_tensor=self.copy_tensor, progress=progress
+            self.blobs,
+            manifest,
+            Path(dest),
+            self.read_tensor,
+            copy_tensor=self.copy_tensor,
+            progress=progress,
+            durable=durable,
         )
 
     # aliases --------------------------------------------------------------------------------------
