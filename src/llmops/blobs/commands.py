@@ -7,7 +7,7 @@ from dataclasses import asdict
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from llmops.cli.context import console, print_json, print_table, state
+from llmops.cli.context import console, human_size, print_json, print_table, state
 
 app = typer.Typer(help="The content-addressed blob store.", no_args_is_help=True)
 
@@ -23,15 +23,6 @@ def _progress() -> Progress:
     )
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
-        value /= 1024
-    return f"{n} B"
-
-
 @app.command("stats")
 def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Count blobs and bytes, referenced and unreferenced."""
@@ -43,9 +34,9 @@ def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
         f"blob store {result.url}",
         ["", "blobs", "bytes"],
         [
-            ("stored", result.blobs, _size(result.bytes)),
-            ("referenced", result.referenced_blobs, _size(result.referenced_bytes)),
-            ("unreferenced", result.unreferenced_blobs, _size(result.unreferenced_bytes)),
+            ("stored", result.blobs, human_size(result.bytes)),
+            ("referenced", result.referenced_blobs, human_size(result.referenced_bytes)),
+            ("unreferenced", result.unreferenced_blobs, human_size(result.unreferenced_bytes)),
             ("missing (referenced, not stored)", result.missing, ""),
         ],
     )
@@ -102,7 +93,7 @@ def gc(
         return
     verb = "would remove" if dry_run else "removed"
     console.print(
-        f"{verb} {len(report.removed)} unreferenced blobs ({_size(report.bytes_freed)}); "
+        f"{verb} {len(report.removed)} unreferenced blobs ({human_size(report.bytes_freed)}); "
         f"kept {report.kept_young} younger than {grace_seconds:g}s; "
         f"{report.partial_removed} interrupted writes cleaned"
     )

@@ -65,20 +65,23 @@ class LocalBlobStore:
                     _start_writeback(out.fileno(), size, n)
                     size += n
                 os.fsync(out.fileno())
-            digest = hasher.hexdigest()
-            final = self.path(digest)
-            if final.exists():
-                os.utime(final)  # refresh: gc must not take it while our caller references it
-                tmp.unlink()
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-                _fsync_dir(final.parent)
-            return BlobInfo(digest=digest, size=size, modified=time.time())
+            return self._publish(tmp, hasher.hexdigest(), size)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def _publish(self, tmp: Path, digest: str, size: int) -> BlobInfo:
+        """Move a written, fsynced temporary file to its content address (or drop it if already there)."""
+        final = self.path(digest)
+        if final.exists():
+            os.utime(final)  # refresh: gc must not take it while our caller references it
+            tmp.unlink()
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        return BlobInfo(digest=digest, size=size, modified=time.time())
 
     def put_file(self, path: Path) -> BlobInfo:
         """Store a local file: the kernel copies it (``copy_file_range``) into a temporary file, which is
@@ -102,16 +105,7 @@ class LocalBlobStore:
                     synced = pool.submit(os.fsync, dst.fileno())
                     digest = _hash_file(tmp)
                     synced.result()
-            final = self.path(digest)
-            if final.exists():
-                os.utime(final)
-                tmp.unlink()
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-                _fsync_dir(final.parent)
-            return BlobInfo(digest=digest, size=size, modified=time.time())
+            return self._publish(tmp, digest, size)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

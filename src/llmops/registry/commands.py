@@ -9,7 +9,7 @@ import yaml
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.tree import Tree
 
-from llmops.cli.context import console, print_json, print_table, short_time, state
+from llmops.cli.context import console, human_size, print_json, print_table, short_time, state
 from llmops.errors import InvalidInput
 from llmops.registry.promotion import PromotionPolicy
 from llmops.registry.schemas import LineageNode
@@ -32,15 +32,6 @@ def _bar() -> Progress:
         console=console,
         transient=True,
     )
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
-        value /= 1024
-    return f"{n} B"
 
 
 def _tags(values: list[str]) -> dict[str, str]:
@@ -99,7 +90,7 @@ def import_model(
         f"imported [bold]{v.ref}[/] ({v.format}, {v.architecture or 'unknown architecture'}, "
         f"{v.parameters:,} parameters): {report.tensors} tensors, {report.deduplicated_tensors} already stored, "
         f"{report.delta_tensors} as deltas, {report.compressed_tensors} compressed; "
-        f"{_size(report.logical_bytes)} logical, {_size(report.stored_bytes)} newly stored"
+        f"{human_size(report.logical_bytes)} logical, {human_size(report.stored_bytes)} newly stored"
     )
 
 
@@ -143,8 +134,8 @@ def list_versions(ctx: typer.Context, name: str, as_json: bool = typer.Option(Fa
                 v.format,
                 v.architecture,
                 f"{v.parameters:,}",
-                _size(v.logical_bytes),
-                _size(v.physical_bytes),
+                human_size(v.logical_bytes),
+                human_size(v.physical_bytes),
                 v.base or "",
                 ", ".join(v.aliases),
                 short_time(v.created_at),
@@ -175,8 +166,8 @@ def show(
             ("parameters", f"{d.parameters:,}"),
             ("dtype", d.dtype or ""),
             ("context length", d.context_length or ""),
-            ("logical bytes", _size(d.logical_bytes)),
-            ("newly stored bytes", _size(d.physical_bytes)),
+            ("logical bytes", human_size(d.logical_bytes)),
+            ("newly stored bytes", human_size(d.physical_bytes)),
             ("base", d.base or ""),
             ("derivation", d.derivation),
             ("run", d.run_id or ""),
@@ -190,7 +181,7 @@ def show(
     print_table(
         "files",
         ["path", "size", "kind", "tensors", "sha256"],
-        [(f.path, _size(f.size), f.kind, f.tensors or "", f.sha256[:16]) for f in d.files],
+        [(f.path, human_size(f.size), f.kind, f.tensors or "", f.sha256[:16]) for f in d.files],
     )
     if tensors:
         print_table(
@@ -261,7 +252,7 @@ def diff(
             t.dtype or "",
             "×".join(map(str, t.shape or ())),
             "" if t.relative_l2 is None else f"{t.relative_l2:.3e}",
-            _size(t.stored_bytes) if t.stored_bytes else "",
+            human_size(t.stored_bytes) if t.stored_bytes else "",
             t.encoding or "",
         )
         for t in result.tensors
