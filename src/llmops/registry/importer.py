@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,14 +110,15 @@ def prepare(
             header = put_bytes(blobs, layout.header_bytes)
             prepared.blob_digests.add(header.digest)
             entries: list[TensorEntry] = []
-            # The layout was validated to cover the file exactly (header, then tensors without gaps), so the
-            # file's SHA-256 is computed in the same pass that hashes each tensor: one read, not two.
-            sha = hashlib.sha256(layout.header_bytes)
+            # The file's SHA-256 runs on another thread (hashlib releases the GIL) while this one hashes
+            # tensors and stores them: it is off the critical path instead of adding a pass to it.
+            sha_pool = ThreadPoolExecutor(max_workers=1)
+            sha_future = sha_pool.submit(_sha256, path)
             fd = os.open(path, os.O_RDONLY)
             try:
                 for spec in layout.tensors:
                     source = file_range(fd, spec.begin, spec.end)
-                    digest, _ = hash_chunks(source, also=sha.update)
+                    digest, _ = hash_chunks(source)
                     entries.append(
                         TensorEntry(
                             name=spec.name,
@@ -149,11 +151,12 @@ def prepare(
                         progress("storing tensors", done, total)
             finally:
                 os.close(fd)
+                sha_pool.shutdown(wait=True)
             files.append(
                 FileEntry(
                     path=rel,
                     size=size,
-                    sha256=sha.hexdigest(),
+                    sha256=sha_future.result(),
                     kind="safetensors",
                     header_blob=header.digest,
                     tensors=tuple(entries),
