@@ -76,14 +76,12 @@ def file_range(fd: int, begin: int, end: int) -> FileRange:
     return FileRange(fd, begin, end)
 
 
-def hash_chunks(source: ChunkSource, *, also: Callable[[bytes], object] | None = None) -> tuple[str, int]:
-    """BLAKE3 digest and size of a chunk source; ``also`` sees every chunk too (a second hash)."""
+def hash_chunks(source: ChunkSource) -> tuple[str, int]:
+    """BLAKE3 digest and size of a chunk source."""
     hasher = new_hasher()
     size = 0
     for chunk in source():
         hasher.update(chunk)
-        if also is not None:
-            also(chunk)
         size += len(chunk)
     return hasher.hexdigest(), size
 
