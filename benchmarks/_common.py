@@ -130,3 +130,24 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     out = RESULTS_DIR / f"{name}.json"
     out.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return out
+
+
+def drop_caches() -> bool:
+    """Flush dirty pages and drop the page cache; False when not permitted (not root, container)."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as fh:
+            fh.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def read_through(path: Path) -> None:
+    """Pull a file, or every file under a directory, into the page cache."""
+    paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    buf = bytearray(8 * 1024 * 1024)
+    for p in paths:
+        with open(p, "rb", buffering=0) as fh:
+            while fh.readinto(buf):
+                pass

@@ -57,7 +57,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_average, machine_info, summarize, utc_now, write_result  # noqa: E402
+from _common import drop_caches, load_average, machine_info, read_through, summarize, utc_now, write_result  # noqa: E402
 from blake3 import blake3  # noqa: E402
 
 from llmops.blobs.digest import CHUNK_SIZE  # noqa: E402
@@ -66,25 +66,6 @@ from llmops.blobs.local import LocalBlobStore  # noqa: E402
 
 MIB = 1024 * 1024
 GOAL_RATIO = 0.7
-
-
-def drop_caches() -> bool:
-    """Flush dirty pages and drop the page cache; False when not permitted (not root, container)."""
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as fh:
-            fh.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def read_through(path: Path) -> None:
-    """Pull a file into the page cache."""
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(CHUNK_SIZE)
-        while fh.readinto(buf):
-            pass
 
 
 def make_source(path: Path, size: int) -> None:

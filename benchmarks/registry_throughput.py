@@ -59,7 +59,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_average, machine_info, summarize, utc_now, write_result  # noqa: E402
+from _common import drop_caches, load_average, machine_info, read_through, summarize, utc_now, write_result  # noqa: E402
 
 MIB = 1024 * 1024
 GOAL_RATIO = 0.5
@@ -193,25 +193,6 @@ def make_model_dir(
 
 
 # --- shared helpers (model_load.py uses them too) --------------------------------------------------------
-def drop_caches() -> bool:
-    """Flush dirty pages and drop the page cache; False when not permitted (not root, container)."""
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as fh:
-            fh.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def read_through(path: Path) -> None:
-    """Pull a file, or every file under a directory, into the page cache."""
-    paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    buf = bytearray(8 * MIB)
-    for p in paths:
-        with open(p, "rb", buffering=0) as fh:
-            while fh.readinto(buf):
-                pass
 
 
 def fsync_tree(root: Path) -> None:
