@@ -27,7 +27,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 
 
 class MetricRequirement(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     metric: str = Field(min_length=1, max_length=250)
     op: Literal[">=", ">", "<=", "<", "=="] = ">="

@@ -7,14 +7,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from llmops.api.deps import PlatformDep, require
+from llmops.naming import Name
 from llmops.registry.promotion import PromotionPolicy
 from llmops.registry.schemas import (
     AliasEventOut,
     AliasOut,
     AliasSet,
+    Derivation,
     ImportReport,
     LineageNode,
     ModelOut,
@@ -40,13 +43,13 @@ AliasName = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")]
 class ImportRequest(Strict):
     """Import a directory the server can read; it must lie under one of ``LLMOPS_IMPORT_ROOTS``."""
 
-    path: str
-    name: str
-    base: str | None = None
-    derivation: str | None = None
-    run_id: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = {}
+    path: str = Field(min_length=1, max_length=4096, pattern=r"^[^\x00]*$")
+    name: Name
+    base: str | None = Field(default=None, max_length=300)
+    derivation: Derivation | None = None
+    run_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    description: str | None = Field(default=None, max_length=4000)
+    tags: dict[str, Annotated[str, Field(max_length=5000)]] = Field(default_factory=dict)
     convert_pickle: bool = False
 
 

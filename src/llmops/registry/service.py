@@ -421,6 +421,8 @@ class RegistryService:
     @staticmethod
     def check_import_root(path: Path, roots: list[Path]) -> Path:
         """Server-side imports read only below the configured roots (a shared volume), never anywhere."""
+        if "\x00" in str(path):
+            raise InvalidInput("path: contains a NUL character", details={"field": "path"})
         resolved = Path(path).resolve()
         if not roots:
             raise PermissionDenied(
