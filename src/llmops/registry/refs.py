@@ -9,6 +9,7 @@ from llmops.errors import InvalidInput
 from llmops.naming import name_problem
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integers in the database
 ALIAS_RULE = "1-64 lowercase letters, digits, '_' and '-', starting with a letter"
 
 
@@ -39,8 +40,8 @@ def parse_ref(text: str) -> ModelRef:
         ref = ModelRef(name=name, alias=check_alias(alias))
     elif ":" in text:
         name, _, number = text.rpartition(":")
-        if not (number.isascii() and number.isdigit()) or int(number) < 1:
-            raise InvalidInput(f"reference {text[:80]!r}: the version after ':' must be a positive number")
+        if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= MAX_VERSION:
+            raise InvalidInput(f"reference {text[:80]!r}: the version after ':' must be a positive number (at most {MAX_VERSION})")
         ref = ModelRef(name=name, version=int(number))
     else:
         ref = ModelRef(name=text)

@@ -90,7 +90,7 @@ class ImportReport(BaseModel):
 
 
 class AliasSet(Strict):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     reason: str | None = Field(default=None, max_length=2000)
 
 
