@@ -41,7 +41,9 @@ def parse_ref(text: str) -> ModelRef:
     elif ":" in text:
         name, _, number = text.rpartition(":")
         if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= MAX_VERSION:
-            raise InvalidInput(f"reference {text[:80]!r}: the version after ':' must be a positive number (at most {MAX_VERSION})")
+            raise InvalidInput(
+                f"reference {text[:80]!r}: the version after ':' must be a positive number (at most {MAX_VERSION})"
+            )
         ref = ModelRef(name=name, version=int(number))
     else:
         ref = ModelRef(name=text)

@@ -486,6 +486,8 @@ def _version_ref(name: str, version: str) -> str:
     """``name:version`` from two path segments, checked like any reference (a bad one is a 422 page)."""
     if not (version.isascii() and version.isdigit()):  # "²" passes str.isdigit but not int()
         raise InvalidInput(f"version {version[:20]!r}: the version must be a positive number")
+    if int(version) > MAX_VERSION:
+        raise InvalidInput(f"version {version[:20]!r} is not a version number")
     ref = parse_ref(f"{name}:{version}")
     if ref.version is None or ref.version > MAX_VERSION:
         raise InvalidInput(f"version {version[:20]!r} is not a version number")
