@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -642,60 +642,32 @@ class RegistryService:
         changes: list[TensorChange] = []
         for name in sorted(set(ta) | set(tb)):
             ea, eb = ta.get(name), tb.get(name)
+            pair = eb if eb is not None else ea
+            assert pair is not None
+            entry = pair[1]
+            row = rows.get(eb[1].digest) if eb is not None else None
+            status: Literal["changed", "added", "removed", "unchanged"]
+            relative_l2: float | None = None
             if eb is None:
-                assert ea is not None
-                changes.append(
-                    TensorChange(
-                        name=name,
-                        status="removed",
-                        dtype=ea[1].dtype,
-                        shape=ea[1].shape,
-                        relative_l2=None,
-                        stored_bytes=0,
-                        encoding=None,
-                    )
-                )
-                continue
-            row = rows.get(eb[1].digest)
-            stored = row.stored_size if row else 0
-            encoding = row.encoding if row else None
-            if ea is None:
-                changes.append(
-                    TensorChange(
-                        name=name,
-                        status="added",
-                        dtype=eb[1].dtype,
-                        shape=eb[1].shape,
-                        relative_l2=None,
-                        stored_bytes=stored,
-                        encoding=encoding,
-                    )
-                )
+                status = "removed"
+            elif ea is None:
+                status = "added"
             elif ea[1].digest == eb[1].digest:
-                changes.append(
-                    TensorChange(
-                        name=name,
-                        status="unchanged",
-                        dtype=eb[1].dtype,
-                        shape=eb[1].shape,
-                        relative_l2=0.0,
-                        stored_bytes=0,
-                        encoding=encoding,
-                    )
-                )
+                status, relative_l2 = "unchanged", 0.0
             else:
-                rel = self._relative_l2(ea[1], eb[1])
-                changes.append(
-                    TensorChange(
-                        name=name,
-                        status="changed",
-                        dtype=eb[1].dtype,
-                        shape=eb[1].shape,
-                        relative_l2=rel,
-                        stored_bytes=stored,
-                        encoding=encoding,
-                    )
+                status, relative_l2 = "changed", self._relative_l2(ea[1], eb[1])
+            changes.append(
+                TensorChange(
+                    name=name,
+                    status=status,
+                    dtype=entry.dtype,
+                    shape=entry.shape,
+                    relative_l2=relative_l2,
+                    # What b's tensor costs in the store: nothing when it is a's tensor or was removed.
+                    stored_bytes=row.stored_size if row is not None and status in ("added", "changed") else 0,
+                    encoding=row.encoding if row is not None else None,
                 )
+            )
         count = {s: sum(1 for c in changes if c.status == s) for s in ("changed", "added", "removed", "unchanged")}
         return VersionDiff(a=a, b=b, tensors=changes, **count)
 
