@@ -13,7 +13,7 @@ references are consistent with the store.
 
 from __future__ import annotations
 
-import json
+import functools
 import subprocess
 import threading
 from collections import Counter
@@ -33,7 +33,7 @@ from llmops.security.tables import AuditEvent, Principal
 from llmops.settings import Settings
 from llmops.tracking.tables import Artifact, MetricPoint, Run
 from tests.integration.workers import concurrent_writer as cw
-from tests.integration.workers.process import Worker
+from tests.integration.workers.process import Worker, run_together
 
 THREADS = 8
 PROCESSES = 4
@@ -49,34 +49,8 @@ def shared_platform(database_url: str, tmp_path: Path) -> Iterator[Platform]:
 def run_writers(platform: Platform, common_run: str) -> list[dict[str, Any]]:
     """Start every writer together; return their results."""
     processes = [Worker("concurrent_writer.py", platform.settings, common_run, f"p{i}") for i in range(PROCESSES)]
-    results: list[dict[str, Any]] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(THREADS + 1, timeout=180)
-
-    def thread_main(i: int) -> None:
-        barrier.wait()
-        result = cw.work(platform, f"t{i}", common_run)
-        with lock:
-            results.append(result)
-
-    try:
-        for worker in processes:
-            worker.wait_for("ready", timeout=180)
-        threads = [threading.Thread(target=thread_main, args=(i,)) for i in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for worker in processes:
-            worker.send("go")
-        barrier.wait()
-        for thread in threads:
-            thread.join(timeout=300)
-            assert not thread.is_alive()
-        for worker in processes:
-            results.append(json.loads(worker.finish(timeout=300)[-1]))
-    finally:
-        for worker in processes:
-            worker.stop()
-    return results
+    work = [functools.partial(cw.work, platform, f"t{i}", common_run) for i in range(THREADS)]
+    return run_together(processes, work)
 
 
 def test_concurrent_writers_lose_and_duplicate_nothing(shared_platform: Platform) -> None:

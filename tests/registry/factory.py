@@ -155,21 +155,9 @@ def _causal_lm_config(
     """The transformers config of a toy causal LM; every arch gets the same size knobs."""
     from transformers import GPT2Config, LlamaConfig, Qwen2Config
 
-    if arch == "llama":
-        return LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=hidden,
-            intermediate_size=intermediate,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=kv_heads,
-            max_position_embeddings=max_positions,
-            bos_token_id=bos_eos_id,
-            eos_token_id=bos_eos_id,
-            pad_token_id=pad_id,
-        )
-    if arch == "qwen2":
-        return Qwen2Config(
+    if arch in ("llama", "qwen2"):
+        config_class = LlamaConfig if arch == "llama" else Qwen2Config
+        return config_class(
             vocab_size=vocab_size,
             hidden_size=hidden,
             intermediate_size=intermediate,

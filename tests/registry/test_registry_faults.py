@@ -22,13 +22,13 @@ the ``LLMOPS_*`` environment exactly as a user's job would open it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import random
 import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -49,7 +49,7 @@ from llmops.registry.tables import TensorObject, VersionTensor
 from llmops.security.actor import Actor
 from llmops.security.roles import Role
 from llmops.settings import Settings
-from tests.integration.workers.process import Worker
+from tests.integration.workers.process import Worker, run_together
 from tests.registry.corpus import BROKEN
 
 MIB = 1 << 20
@@ -284,33 +284,8 @@ def test_concurrent_imports_of_shared_tensors(
         for w, jobs in PLAN.items()
         if w.startswith("p")
     ]
-    results: list[dict[str, Any]] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(len(threads_plan) + 1, timeout=120)
-
-    def thread_main(writer: str) -> None:
-        barrier.wait()
-        result = run_jobs(platform, writer, threads_plan[writer], dirs)
-        with lock:
-            results.append(result)
-
-    try:
-        for worker in procs:
-            worker.wait_for("ready", timeout=120)
-        threads = [threading.Thread(target=thread_main, args=(w,)) for w in threads_plan]
-        for thread in threads:
-            thread.start()
-        for worker in procs:
-            worker.send("go")
-        barrier.wait()
-        for thread in threads:
-            thread.join(timeout=300)
-            assert not thread.is_alive()
-        for worker in procs:
-            results.append(json.loads(worker.finish(timeout=300)[-1]))
-    finally:
-        for worker in procs:
-            worker.stop()
+    work = [functools.partial(run_jobs, platform, w, jobs, dirs) for w, jobs in threads_plan.items()]
+    results = run_together(procs, work, ready_timeout=120)
 
     assert sorted(r["writer"] for r in results) == sorted(PLAN)
     errors = [e for r in results for e in r["errors"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -9,7 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -129,3 +132,44 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+
+def run_together(
+    processes: list[Worker],
+    thread_work: list[Callable[[], dict[str, Any]]],
+    *,
+    ready_timeout: float = 180.0,
+) -> list[dict[str, Any]]:
+    """Start worker processes and in-process threads at the same moment; return every writer's result.
+
+    Each process prints ``ready``, waits for ``go`` and ends with a JSON line (its result); each thread runs
+    one ``thread_work`` callable after a barrier shared with this function, so all writers contend at once.
+    """
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(thread_work) + 1, timeout=ready_timeout)
+
+    def thread_main(work: Callable[[], dict[str, Any]]) -> None:
+        barrier.wait()
+        result = work()
+        with lock:
+            results.append(result)
+
+    try:
+        for worker in processes:
+            worker.wait_for("ready", timeout=ready_timeout)
+        threads = [threading.Thread(target=thread_main, args=(w,)) for w in thread_work]
+        for thread in threads:
+            thread.start()
+        for worker in processes:
+            worker.send("go")
+        barrier.wait()
+        for thread in threads:
+            thread.join(timeout=300)
+            assert not thread.is_alive()
+        for worker in processes:
+            results.append(json.loads(worker.finish(timeout=300)[-1]))
+    finally:
+        for worker in processes:
+            worker.stop()
+    return results
