@@ -148,6 +148,18 @@ def read_through(path: Path) -> None:
     paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     buf = bytearray(8 * 1024 * 1024)
     for p in paths:
-        with open(p, "rb", buffering=0) as fh:
+        try:
+            fh = open(p, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:  # e.g. the model cache's .syncing note, removed once the entry is durable
+            continue
+        with fh:
             while fh.readinto(buf):
                 pass
+
+
+def cache_modes(requested: str) -> tuple[list[str], bool]:
+    """The cache regimes to measure for ``--cache both|cold|warm``, and whether the page cache can be
+    dropped (cold runs need it; without it only warm runs are measured)."""
+    can_drop = drop_caches()
+    modes = {"both": ["cold", "warm"], "cold": ["cold"], "warm": ["warm"]}[requested]
+    return (modes if can_drop else ["warm"]), can_drop

@@ -50,8 +50,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import load_average, machine_info, summarize, utc_now, write_result  # noqa: E402
-from registry_throughput import MIB, drop_caches, make_model_dir, open_platform, read_through  # noqa: E402
+from _common import cache_modes, drop_caches, load_average, machine_info, read_through, summarize, utc_now, write_result  # noqa: E402
+from registry_throughput import MIB, make_model_dir, open_platform  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from llmops.security.actor import local_admin  # noqa: E402
@@ -175,10 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parent = args.dir or Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
-    can_drop = drop_caches()
-    modes = {"both": ["cold", "warm"], "cold": ["cold"], "warm": ["warm"]}[args.cache]
-    if not can_drop:
-        modes = ["warm"]
+    modes, can_drop = cache_modes(args.cache)
     result: dict[str, Any] = {
         "benchmark": "model_load",
         "date_utc": utc_now(),

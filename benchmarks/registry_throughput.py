@@ -59,7 +59,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import drop_caches, load_average, machine_info, read_through, summarize, utc_now, write_result  # noqa: E402
+from _common import cache_modes, drop_caches, load_average, machine_info, read_through, summarize, utc_now, write_result  # noqa: E402
 
 MIB = 1024 * 1024
 GOAL_RATIO = 0.5
@@ -372,10 +372,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parent = args.dir or Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
-    can_drop = drop_caches()
-    modes = {"both": ["cold", "warm"], "cold": ["cold"], "warm": ["warm"]}[args.cache]
-    if not can_drop:
-        modes = ["warm"]
+    modes, can_drop = cache_modes(args.cache)
     result: dict[str, Any] = {
         "benchmark": "registry_throughput",
         "date_utc": utc_now(),
