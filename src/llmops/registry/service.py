@@ -408,7 +408,9 @@ class RegistryService:
     def plan(self, ref: str, **options: Any) -> planner.Plan:
         """Memory plan of a version: its config for the shape, its stored tensors for the exact parameter count."""
         shape = planner.ModelShape.from_config(self.config(ref))
-        parameters = self.get_version(ref).parameters or planner.estimate_parameters(shape)
+        with self.db.read() as session:  # the version row only: not the whole card with its tensor table
+            _, version = self._resolve(session, parse_ref(ref))
+            parameters = version.parameters or planner.estimate_parameters(shape)
         return planner.plan(shape, parameters=parameters, **options)
 
     def file_stream(self, ref: str, path: str) -> tuple[FileEntry, Iterator[bytes]]:
