@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -280,6 +282,75 @@ def test_model_cache(platform: Platform, admin: Actor, llama_dir: Path, llama_pa
     platform.model_cache.flush()
     assert [e.ref for e in platform.model_cache.entries()] == ["c2"]
     assert not first.exists()
+
+
+def _tar(directory: Path, *, top: str | None = None, mode: str = "w") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+        archive.add(directory, arcname=top or ".")
+    return buffer.getvalue()
+
+
+def test_upload_of_a_tar_archive(platform: Platform, admin: Actor, llama_dir: Path, tmp_path: Path) -> None:
+    """A model sent over HTTP as a tar stream (plain or gzip, flat or in one top directory) imports like a
+    local directory; broken and escaping archives are refused and leave no version and no spool behind."""
+    platform.security.create_principal(admin, "up", role="developer")
+    headers = {"Authorization": f"Bearer {platform.security.create_key(admin, principal='up').key}"}
+    client = TestClient(create_app(platform=platform))
+    url = "/api/v1/models/uploaded/upload"
+    created = client.post(url, content=_tar(llama_dir), headers=headers, params={"tag": ["team=nlp"]})
+    assert created.status_code == 201, created.text
+    assert created.json()["version"]["ref"] == "uploaded:1" and created.json()["version"]["tags"] == {"team": "nlp"}
+    again = client.post(url, content=_tar(llama_dir, top="m", mode="w:gz"), headers=headers)
+    assert again.status_code == 201 and again.json()["reused_existing_version"]
+    pulled = tmp_path / "pulled"
+    platform.registry.pull("uploaded:1", pulled)
+    assert file_hashes(pulled) == file_hashes(llama_dir)
+
+    not_tar = client.post("/api/v1/models/bad/upload", content=b"not a tar at all" * 100, headers=headers)
+    assert not_tar.status_code == 422 and "not a tar archive" in not_tar.json()["error"]["message"]
+    escaping = io.BytesIO()
+    with tarfile.open(fileobj=escaping, mode="w") as archive:
+        payload = b"{}"
+        info = tarfile.TarInfo("../outside.json")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    refused = client.post("/api/v1/models/bad/upload", content=escaping.getvalue(), headers=headers)
+    assert refused.status_code == 422 and "refusing the archive" in refused.json()["error"]["message"]
+    assert not (platform.settings.home / "tmp" / "outside.json").exists()
+    truncated = client.post("/api/v1/models/bad/upload", content=_tar(llama_dir)[:5000], headers=headers)
+    assert truncated.status_code == 422
+    assert [m.name for m in platform.registry.list_models()] == ["uploaded"]
+    assert list((platform.settings.home / "tmp").iterdir()) == []  # spools and unpacked files are gone
+    viewer = platform.security.create_principal(admin, "v", role="viewer")
+    assert viewer
+    view_headers = {"Authorization": f"Bearer {platform.security.create_key(admin, principal='v').key}"}
+    assert client.post(url, content=_tar(llama_dir), headers=view_headers).status_code == 403
+
+
+def test_model_cache_can_require_a_trusted_signature(
+    platform: Platform, admin: Actor, llama_dir: Path, llama_partial_dir: Path, tmp_path: Path
+) -> None:
+    """What a deployment that requires signatures loads through: unsigned, untrusted and moved-alias
+    versions are refused with the reason, and nothing is materialized for them."""
+    trusted, other = tmp_path / "trusted.pem", tmp_path / "other.pem"
+    trusted_key, other_key = generate_keypair(trusted), generate_keypair(other)
+    platform.registry.import_model(admin, llama_dir, name="s")
+    platform.registry.import_model(admin, llama_partial_dir, name="s")
+    cache = platform.model_cache
+    with pytest.raises(PermissionDenied, match="it is not signed"):
+        cache.materialize("s:1", trusted_keys=[trusted_key])
+    platform.registry.sign(admin, "s:1", other)
+    with pytest.raises(PermissionDenied, match="not among the trusted keys"):
+        cache.materialize("s:1", trusted_keys=[trusted_key])
+    assert cache.entries() == []
+    platform.registry.sign(admin, "s:1", trusted)
+    assert cache.materialize("s:1", trusted_keys=[trusted_key, other_key]).is_dir()
+    with pytest.raises(PermissionDenied, match="moved to another version"):
+        platform.registry.require_signature(
+            "s:2", [trusted_key], manifest_digest=platform.registry.manifest("s:1").digest
+        )
+    cache.flush()
 
 
 def test_model_cache_rebuilds_entries_a_crash_left_unmarked(

@@ -282,7 +282,7 @@ def test_version_page_offers_the_base_to_compare_with(site: Site) -> None:
         (f"/models/{MODEL}/two", 422, "must be a positive number"),
         (f"/models/{MODEL}/0", 422, "must be a positive number"),
         (f"/models/{MODEL}/%C2%B2", 422, "must be a positive number"),
-        (f"/models/{MODEL}/99999999999999999999", 422, "is not a version number"),
+        (f"/models/{MODEL}/99999999999999999999", 422, "must be a positive number"),
         ("/models/-/diff?a=tiny-llama:x&b=tiny-llama:1", 422, "must be a positive number"),
         ("/models/-/diff?a=tiny-llama:1&b=tiny-llama:%C2%B2", 422, "must be a positive number"),
         ("/models/-/diff?a=tiny-llama@BAD&b=tiny-llama:1", 422, "alias"),

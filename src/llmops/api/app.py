@@ -31,7 +31,7 @@ from llmops.ui.routes import router as ui_router
 
 log = logging.getLogger("llmops.api")
 REAP_INTERVAL_SECONDS = 30.0
-UPLOAD_PATHS = r"^/api/v1/runs/[0-9a-f]{32}/artifacts/"
+UPLOAD_PATHS = r"^/api/v1/(runs/[0-9a-f]{32}/artifacts/|models/[^/]+/upload$)"
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:

@@ -20,6 +20,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +55,15 @@ class ModelCache:
         self.cap_bytes = cap_bytes
         self._pending: dict[str, threading.Thread] = {}
 
-    def materialize(self, ref: str) -> Path:
-        """A local directory with the version's files, from the cache or freshly verified from the store."""
+    def materialize(self, ref: str, *, trusted_keys: Sequence[str] | None = None) -> Path:
+        """A local directory with the version's files, from the cache or freshly verified from the store.
+
+        With ``trusted_keys`` (a deployment that requires signatures), the version must carry a valid
+        signature by one of them, checked against the very manifest loaded; otherwise ``PermissionDenied``.
+        """
         manifest = self.registry.manifest(ref)
+        if trusted_keys is not None:
+            self.registry.require_signature(ref, trusted_keys, manifest_digest=manifest.digest)
         digest = manifest.digest
         final = self.root / digest
         if self._complete(final, manifest):

@@ -5,6 +5,8 @@ Order of work, so that nothing is stored from a file that will be refused:
 2. hash every tensor (BLAKE3) and every file (SHA-256, for byte-exact export checks);
 3. store what the registry does not have yet: tensors (raw, zstd, or XOR delta against the base version's
    tensor of the same name, shape and dtype), safetensors headers and small files.
+Steps 2 and 3 are one pass for an incompressible tensor with no base on the local store: the kernel copy
+is hashed once and its digest decides dedup afterwards (``tensorstore.store_unhashed``).
 The metadata half (version row, references, audit) is ``RegistryService``'s, in one transaction.
 """
 
@@ -30,6 +32,7 @@ from llmops.registry.tensorstore import (
     encode,
     file_range,
     hash_chunks,
+    store_unhashed,
 )
 
 Progress = Callable[[str, int, int], None]  # (stage, done bytes, total bytes)
@@ -118,7 +121,12 @@ def prepare(
             try:
                 for spec in layout.tensors:
                     source = file_range(fd, spec.begin, spec.end)
-                    digest, _ = hash_chunks(source)
+                    base = base_tensors.get(spec.name)
+                    usable = base if base and base.shape == spec.shape and base.dtype == spec.dtype else None
+                    # Without a base to delta against, an incompressible tensor is stored in the same pass
+                    # that hashes it; everything else is hashed first so that known tensors store nothing.
+                    stored = None if usable else store_unhashed(blobs, source, spec.nbytes)
+                    digest = stored.digest if stored else hash_chunks(source)[0]
                     entries.append(
                         TensorEntry(
                             name=spec.name,
@@ -136,9 +144,9 @@ def prepare(
                     dtype_bytes[spec.dtype] = dtype_bytes.get(spec.dtype, 0) + spec.nbytes
                     if digest in prepared.new_tensors or known_tensor(digest):
                         prepared.reused_tensors += 1
+                    elif stored:
+                        prepared.new_tensors[digest] = stored
                     else:
-                        base = base_tensors.get(spec.name)
-                        usable = base if base and base.shape == spec.shape and base.dtype == spec.dtype else None
                         prepared.new_tensors[digest] = encode(
                             blobs,
                             source,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from llmops.api.deps import PlatformDep, require
+from llmops.errors import InvalidInput
 from llmops.naming import Name
 from llmops.registry.promotion import PromotionPolicy
 from llmops.registry.schemas import (
@@ -30,6 +32,7 @@ from llmops.security.actor import Actor
 from llmops.security.roles import Permission
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
+BINARY_SCHEMA = {"type": "string", "format": "binary"}
 
 Reader = Annotated[Actor, Depends(require(Permission.models_read))]
 Writer = Annotated[Actor, Depends(require(Permission.models_write))]
@@ -74,6 +77,62 @@ async def import_model(body: ImportRequest, platform: PlatformDep, actor: Writer
             convert_pickle=body.convert_pickle,
         )
     )
+
+
+@router.post(
+    "/{name}/upload",
+    response_model=ImportReport,
+    status_code=201,
+    openapi_extra={"requestBody": {"content": {"application/x-tar": {"schema": BINARY_SCHEMA}}}},
+)
+async def upload_model(
+    name: ModelName,
+    request: Request,
+    platform: PlatformDep,
+    actor: Writer,
+    base: Annotated[str | None, Query(max_length=300)] = None,
+    derivation: Derivation | None = None,
+    run_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    description: Annotated[str | None, Query(max_length=4000)] = None,
+    tag: Annotated[list[str] | None, Query(description="k=v, repeatable")] = None,
+    convert_pickle: bool = False,
+) -> ImportReport:
+    """Import a model directory sent as a tar stream (``tar -c -C DIR .``, optionally gzip-compressed).
+
+    The body is spooled to a file under ``LLMOPS_HOME`` (bounded by ``LLMOPS_MAX_UPLOAD_BYTES``), unpacked
+    with the tar ``data`` filter, and imported like a local directory.
+    """
+    tags = _parse_tags(tag or [])
+    workdir = platform.settings.home / "tmp"
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir) as spool:
+        async for chunk in request.stream():
+            await run_in_threadpool(spool.write, chunk)
+        spool.seek(0)
+        return await run_in_threadpool(
+            lambda: platform.registry.import_archive(
+                actor,
+                spool,
+                name=name,
+                workdir=workdir,
+                base=base,
+                derivation=derivation,
+                run_id=run_id,
+                description=description,
+                tags=tags,
+                convert_pickle=convert_pickle,
+            )
+        )
+
+
+def _parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise InvalidInput(f"tag {pair[:80]!r}: write key=value", details={"field": "tag"})
+        tags[key] = value
+    return tags
 
 
 @router.get("/{name}/versions", response_model=list[VersionOut])

@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -30,7 +30,7 @@ from llmops.db.base import utcnow
 from llmops.db.database import Database
 from llmops.errors import Conflict, InvalidInput, InvalidModel, NotFound, PermissionDenied
 from llmops.naming import check_name
-from llmops.registry import exporter, importer, planner, promotion, signing
+from llmops.registry import archive, exporter, importer, planner, promotion, signing
 from llmops.registry.formats import scan
 from llmops.registry.manifest import FileEntry, Manifest, TensorEntry
 from llmops.registry.promotion import DEFAULT_POLICY, PromotionPolicy
@@ -420,6 +420,17 @@ class RegistryService:
             raise NotFound(f"{ref} has no file {path!r}")
         return entry, exporter.file_chunks(self.blobs, entry, self.read_tensor)
 
+    def import_archive(
+        self, actor: Actor, fileobj: BinaryIO, *, name: str, workdir: Path, **options: Any
+    ) -> ImportReport:
+        """Import a model uploaded as a tar stream: unpacked into ``workdir`` (removed afterwards), then
+        imported like a local directory (``import_model`` options pass through)."""
+        check_name(name)  # before reading a possibly large body
+        workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="llmops-upload-", dir=workdir) as scratch:
+            root = archive.unpack(fileobj, Path(scratch) / "model")
+            return self.import_model(actor, root, name=name, **options)
+
     @staticmethod
     def check_import_root(path: Path, roots: list[Path]) -> Path:
         """Server-side imports read only below the configured roots (a shared volume), never anywhere."""
@@ -563,16 +574,39 @@ class RegistryService:
             )
             return dict(version.signature)
 
-    def verify_signature(self, ref: str, *, trusted_keys: list[str] | None = None) -> bool:
+    def verify_signature(self, ref: str, *, trusted_keys: Sequence[str] | None = None) -> bool:
         """True when the version is signed, the signature verifies, and (if given) the key is trusted."""
+        return self._signature_problem(ref, trusted_keys) is None
+
+    def require_signature(self, ref: str, trusted_keys: Sequence[str], *, manifest_digest: str | None = None) -> None:
+        """Refuse (``PermissionDenied``, saying why) unless a trusted key validly signed this version.
+
+        ``manifest_digest`` pins the check to the manifest the caller is about to load, so an alias moved
+        in between cannot slip an unsigned version past it.
+        """
+        problem = self._signature_problem(ref, trusted_keys, manifest_digest=manifest_digest)
+        if problem:
+            raise PermissionDenied(
+                f"{ref} needs a valid signature from a trusted key, but {problem}; "
+                "sign it with `llmops models sign` using a trusted key",
+                details={"ref": ref, "rule": "signature"},
+            )
+
+    def _signature_problem(
+        self, ref: str, trusted_keys: Sequence[str] | None, *, manifest_digest: str | None = None
+    ) -> str | None:
         with self.db.read() as session:
             _, version = self._resolve(session, parse_ref(ref))
             signature, digest = version.signature, version.manifest_digest
+        if manifest_digest is not None and manifest_digest != digest:
+            return "the reference moved to another version while it was checked"
         if not signature:
-            return False
+            return "it is not signed"
         if trusted_keys is not None and signature["public_key"] not in trusted_keys:
-            return False
-        return signing.verify(digest, signature["signature"], signature["public_key"])
+            return f"it is signed by key {signature['public_key'][:16]}…, which is not among the trusted keys"
+        if not signing.verify(digest, signature["signature"], signature["public_key"]):
+            return "its signature does not verify against its manifest digest"
+        return None
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEventOut]:
         with self.db.read() as session:
@@ -602,10 +636,11 @@ class RegistryService:
         return self.set_alias(actor, f"{name}:{history[0].from_version}", alias, reason="rollback")
 
     # lineage and diff ----------------------------------------------------------------------------
-    def lineage(self, ref: str) -> LineageNode:
+    def lineage(self, ref: str, *, bases: bool = True) -> LineageNode:
+        """The version with its chain of bases (``bases=False``: without it, for walking down the tree)."""
         with self.db.read() as session:
             _, version = self._resolve(session, parse_ref(ref))
-            return self._lineage_node(session, version, depth=0)
+            return self._lineage_node(session, version, depth=0 if bases else 64)
 
     def _lineage_node(self, session: Session, version: ModelVersion, depth: int) -> LineageNode:
         model = session.get(RegisteredModel, version.model_id)

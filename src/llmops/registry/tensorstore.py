@@ -143,6 +143,21 @@ def _compress_ratio_sample(source: ChunkSource) -> float:
     return len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(head)) / len(head)
 
 
+def store_unhashed(blobs: BlobStore, source: ChunkSource, size: int) -> StoredTensor | None:
+    """Store an incompressible tensor in one pass: the store's kernel copy is hashed once, and that digest
+    names the tensor. Saves the separate hashing pass ``encode`` needs (its digest decides dedup first).
+
+    Applies only where the store copies file ranges itself (the local store) and a sample says zstd would
+    not pay; returns None otherwise. If the tensor was already known, the blob it wrote is the same raw blob
+    (content addressed) or, when the registry holds it compressed, an unreferenced blob ``store gc`` removes.
+    """
+    put_range = getattr(blobs, "put_range", None)
+    if put_range is None or not isinstance(source, FileRange) or _compress_ratio_sample(source) < WORTH_COMPRESSING:
+        return None
+    blob = put_range(source.fd, source.begin, source.end)
+    return StoredTensor(blob.digest, size, "raw", blob, None, 0)
+
+
 def encode(
     blobs: BlobStore,
     source: ChunkSource,
