@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535, description="Port `llmops serve` binds to.")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body.")
     max_upload_bytes: int = Field(
-        default=8 * 1024**3, ge=1024, description="Largest accepted streamed upload (run artifacts)."
+        default=8 * 1024**3, ge=1024, description="Largest accepted streamed upload (run artifacts, model and dataset uploads)."
     )
     import_roots: list[Path] = Field(
         default_factory=list,
