@@ -12,6 +12,7 @@ import pytest
 from llmops.counters.base import Counters
 from llmops.counters.memory import MemoryCounters
 from llmops.counters.redis import RedisCounters
+from llmops.counters.resilient import ResilientCounters
 from llmops.errors import Unavailable
 from llmops.platform import build_counters
 from llmops.settings import Settings
@@ -73,7 +74,8 @@ def test_concurrent_increments_are_not_lost(counters: Counters) -> None:
 
 def test_platform_picks_backend_by_url(tmp_path: object) -> None:
     assert isinstance(build_counters(Settings(home=tmp_path)), MemoryCounters)  # type: ignore[arg-type]
-    assert isinstance(build_counters(Settings(home=tmp_path, redis_url=REDIS_URL)), RedisCounters)  # type: ignore[arg-type]
+    shared = build_counters(Settings(home=tmp_path, redis_url=REDIS_URL))  # type: ignore[arg-type]
+    assert isinstance(shared, ResilientCounters) and isinstance(shared.primary, RedisCounters)
 
 
 def test_unreachable_redis_is_a_clear_error() -> None:

@@ -17,6 +17,7 @@ from llmops.blobs.local import LocalBlobStore
 from llmops.blobs.maintenance import BlobMaintenance
 from llmops.counters.base import Counters
 from llmops.counters.memory import MemoryCounters
+from llmops.datasets.service import DatasetService
 from llmops.db.database import Database
 from llmops.db.migrate import upgrade
 from llmops.registry.cache import ModelCache
@@ -24,6 +25,7 @@ from llmops.registry.service import RegistryService
 from llmops.security.actor import Actor, local_admin
 from llmops.security.audit import AuditLog
 from llmops.security.service import SecurityService
+from llmops.serving.deployments.service import DeploymentService
 from llmops.settings import Settings
 from llmops.tracking.active import ActiveRun
 from llmops.tracking.service import TrackingService
@@ -60,8 +62,10 @@ def build_counters(settings: Settings) -> Counters:
         return MemoryCounters()
     try:
         from llmops.counters.redis import RedisCounters
+        from llmops.counters.resilient import ResilientCounters
 
-        return RedisCounters.from_url(settings.redis_url)
+        # Redis going away must not refuse traffic: limits fall back to per-process counters, loudly.
+        return ResilientCounters(RedisCounters.from_url(settings.redis_url))
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError("LLMOPS_REDIS_URL needs the redis package: pip install 'llmops[redis]'") from exc
 
@@ -84,6 +88,16 @@ class Platform:
         self.registry = RegistryService(self.db, self.blobs, self.audit, self.tracking)
         self.model_cache = ModelCache(
             settings.home / "cache" / "models", self.registry, cap_bytes=settings.model_cache_bytes
+        )
+        self.deployments = DeploymentService(self.db, self.audit, self.registry)
+        self.datasets = DatasetService(
+            self.db,
+            self.blobs,
+            self.audit,
+            self.tracking,
+            scratch=settings.home / "tmp" / "datasets",
+            model_cache=self.model_cache,
+            read_cache=settings.home / "cache" / "datasets",
         )
 
     def start_run(

@@ -7,6 +7,7 @@ concrete values. ``tests/test_settings.py`` fails when a field is not documented
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,7 +39,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535, description="Port `llmops serve` binds to.")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body.")
     max_upload_bytes: int = Field(
-        default=8 * 1024**3, ge=1024, description="Largest accepted streamed upload (run artifacts, model and dataset uploads)."
+        default=8 * 1024**3,
+        ge=1024,
+        description="Largest accepted streamed upload (run artifacts, model and dataset uploads).",
     )
     import_roots: list[Path] = Field(
         default_factory=list,
@@ -55,6 +58,20 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="A running run silent for this long (or whose process died) is marked failed."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    drain_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On shutdown, new generation requests get 503 while in-flight ones finish for up to this long.",
+    )
+    response_cache_seconds: float = Field(
+        default=3600.0, gt=0, description="How long a cached response lives (deployments with response_cache)."
+    )
+    records_buffer: int = Field(
+        default=10_000,
+        ge=1,
+        description="Request records held for the writers; beyond it they are dropped and counted.",
+    )
+    request_log: bool = Field(default=True, description="Log every request record as a JSON line (llmops.requests).")
 
     @field_validator("home", mode="after")
     @classmethod
@@ -99,3 +116,9 @@ def mask_url_password(url: str) -> str:
         return url
     netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def environment_secret(name: str) -> str | None:
+    """The value of the environment variable ``name``, for secrets a spec names rather than holds (the
+    ``api_key_env`` engine option of an ``openai-upstream`` route); None when it is unset or empty."""
+    return os.environ.get(name) or None

@@ -23,6 +23,12 @@ EXPECTED: dict[Permission, Role] = {
     Permission.models_write: Role.developer,
     Permission.models_promote: Role.maintainer,
     Permission.models_admin: Role.admin,
+    Permission.deployments_read: Role.viewer,
+    Permission.deployments_write: Role.maintainer,
+    Permission.datasets_read: Role.viewer,
+    Permission.datasets_write: Role.developer,
+    Permission.datasets_admin: Role.admin,
+    Permission.inference: Role.viewer,
 }
 
 
@@ -58,6 +64,9 @@ def test_admin_holds_everything_and_viewer_only_reads() -> None:
         Permission.store_read,
         Permission.keys_self,
         Permission.models_read,
+        Permission.deployments_read,
+        Permission.datasets_read,
+        Permission.inference,  # calling served models is a viewer's right; deployment scopes narrow it per key
     }
 
 

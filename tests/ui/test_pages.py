@@ -219,6 +219,14 @@ def test_every_ui_route_declares_its_permission() -> None:
         "/models/{name}": Permission.models_read,
         "/models/{name}/{version}": Permission.models_read,
         "/models/{name}/{version}/lineage": Permission.models_read,
+        "/datasets": Permission.datasets_read,
+        "/datasets/-/diff": Permission.datasets_read,
+        "/datasets/{name}": Permission.datasets_read,
+        "/datasets/{name}/{version}": Permission.datasets_read,
+        "/deployments": Permission.deployments_read,
+        "/deployments/{name}": Permission.deployments_read,
+        "/deployments/{name}/promote": Permission.deployments_write,
+        "/deployments/{name}/rollback": Permission.deployments_write,
     }
     ui_routes = [r for r in router.routes if isinstance(r, APIRoute)]
     assert ui_routes

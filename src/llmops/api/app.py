@@ -21,9 +21,21 @@ from llmops.api import errors
 from llmops.api.limits import BodySizeLimit
 from llmops.api.system import router as system_router
 from llmops.blobs.routes import router as store_router
+from llmops.datasets.routes import router as datasets_router
 from llmops.platform import Platform
 from llmops.registry.routes import router as models_router
 from llmops.security.routes import router as security_router
+from llmops.serving.deployments.routes import router as deployments_router
+from llmops.serving.gateway import Gateway
+from llmops.serving.kserve.routes import router as kserve_router
+from llmops.serving.kserve.serving import KServeServing
+from llmops.serving.manager import EngineManager, default_factories
+from llmops.serving.metrics import ServingMetrics
+from llmops.serving.openai.routes import router as openai_router
+from llmops.serving.openai.serving import OpenAIServing
+from llmops.serving.records import BufferedSink, LogWriter, RecordWriter
+from llmops.serving.routes import metrics_router
+from llmops.serving.routes import router as serving_router
 from llmops.settings import Settings
 from llmops.tracking.routes import router as runs_router
 from llmops.ui.routes import STATIC_DIR
@@ -31,20 +43,39 @@ from llmops.ui.routes import router as ui_router
 
 log = logging.getLogger("llmops.api")
 REAP_INTERVAL_SECONDS = 30.0
-UPLOAD_PATHS = r"^/api/v1/(runs/[0-9a-f]{32}/artifacts/|models/[^/]+/upload$)"
+UPLOAD_PATHS = r"^/api/v1/(runs/[0-9a-f]{32}/artifacts/|models/[^/]+/upload$|datasets/import$)"
 
 
-def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, platform: Platform | None = None, engines: EngineManager | None = None
+) -> FastAPI:
+    """The app; ``engines`` replaces the default engine manager (tests pass one with a short poll interval)."""
     owns_platform = platform is None
     platform = platform or Platform(settings or Settings())
     settings = platform.settings
+    manager = engines or EngineManager(
+        platform.deployments, platform.model_cache, factories=default_factories(log_dir=settings.home / "logs")
+    )
+    writers: list[RecordWriter] = [LogWriter()] if settings.request_log else []
+    records = BufferedSink(writers, capacity=settings.records_buffer)
+    gateway = Gateway(
+        platform.counters, sink=records, metrics=ServingMetrics(), cache_ttl=settings.response_cache_seconds
+    )
+    openai = OpenAIServing(manager, gateway)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_reap_forever(platform))
+        await records.start()
+        await manager.start()  # engines load in the background; /readyz turns ready when they answer
         try:
             yield
         finally:
+            # New generation requests get 503 while in-flight ones finish (``llmops serve`` starts this drain
+            # before it closes its sockets; here it covers other servers), then the engines stop.
+            await openai.drain(settings.drain_seconds)
+            await manager.stop()
+            await records.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -58,6 +89,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.engines = manager
+    app.state.openai = openai
+    app.state.gateway = gateway
+    app.state.records = records
+    app.state.kserve = KServeServing(app.state.openai)
     errors.install(app)
     app.add_middleware(
         BodySizeLimit,
@@ -65,7 +101,20 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         max_upload_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
     )
-    for router in (system_router, security_router, runs_router, store_router, models_router, ui_router):
+    for router in (
+        system_router,
+        security_router,
+        runs_router,
+        store_router,
+        models_router,
+        datasets_router,
+        deployments_router,
+        serving_router,
+        openai_router,
+        metrics_router,
+        kserve_router,
+        ui_router,
+    ):
         app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -24,6 +24,10 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/metrics"),  # Prometheus scrapes without a key, as vLLM's /metrics; no per-user data in it
+        ("GET", "/v2"),  # KServe V2 server metadata and health, probed without keys
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/logout"),
         ("GET", "/login"),

@@ -1,6 +1,9 @@
 """Maps errors to the platform REST shape ``{"error": {"code", "message", "details"}}``, once.
 
-HTML pages get a redirect to the sign-in page instead of a 401.
+HTML pages get a redirect to the sign-in page instead of a 401. Paths of the OpenAI-compatible API
+(``/v1/...``, ``/tokenize``, ``/detokenize``, ``/tokenizer_info``) get the OpenAI shape instead
+(``llmops.serving.openai.errors``), and KServe V2 paths (``/v2``, ``/v2/...``) its ``{"error": "..."}``
+(``llmops.serving.kserve.errors``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmops.errors import LLMOpsError, Unauthenticated
+from llmops.serving.kserve import errors as kserve_errors
+from llmops.serving.openai import errors as openai_errors
 
 log = logging.getLogger("llmops.api")
 
@@ -68,6 +73,14 @@ def _clean(value: Any) -> Any:
 
 async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LLMOpsError)
+    if openai_errors.is_openai_path(request.url.path):
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        return openai_errors.domain_error(request, exc)
+    if kserve_errors.is_kserve_path(request.url.path):
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        return kserve_errors.domain_error(request, exc)
     if isinstance(exc, Unauthenticated) and _wants_html(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
@@ -79,6 +92,10 @@ async def _domain(request: Request, exc: Exception) -> Response:
 async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
+    if openai_errors.is_openai_path(request.url.path):
+        return openai_errors.validation_error(request, list(errors))
+    if kserve_errors.is_kserve_path(request.url.path):
+        return kserve_errors.validation_error(request, list(errors))
     if any(e.get("type") == "json_invalid" for e in errors):
         first = next(e for e in errors if e.get("type") == "json_invalid")
         reason = (first.get("ctx") or {}).get("error", "JSON decode error")
@@ -100,11 +117,19 @@ async def _http(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
+    if openai_errors.is_openai_path(request.url.path):
+        return openai_errors.http_error(request, exc.status_code, message)
+    if kserve_errors.is_kserve_path(request.url.path):
+        return kserve_errors.http_error(request, exc.status_code, message)
     return error_response(exc.status_code, code, message, None)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("%s %s crashed", request.method, request.url.path)
+    if openai_errors.is_openai_path(request.url.path):
+        return openai_errors.internal_error(request, exc)
+    if kserve_errors.is_kserve_path(request.url.path):
+        return kserve_errors.internal_error(request, exc)
     return error_response(500, "internal_error", f"internal error ({type(exc).__name__}); see the server log", None)
 
 

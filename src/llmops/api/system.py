@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -24,8 +24,9 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(platform: PlatformDep) -> JSONResponse:
-    """Readiness: the metadata database, the blob store and (when configured) Redis are reachable."""
+async def readyz(request: Request, platform: PlatformDep) -> JSONResponse:
+    """Readiness: the metadata database, the blob store and (when configured) Redis are reachable, and every
+    deployed route's engine is loaded and answered a probe."""
     checks: dict[str, str] = {}
     probes = [("database", platform.db.ping), ("blobs", platform.blobs.ping)]
     if platform.settings.redis_url:
@@ -36,6 +37,12 @@ async def readyz(platform: PlatformDep) -> JSONResponse:
             checks[name] = "ok"
         except Unavailable as exc:
             checks[name] = exc.message
+    engines = getattr(request.app.state, "engines", None)
+    if engines is not None and (engines.deployments_known() or not engines.ready):  # every route's engine answers
+        checks["engines"] = "ok" if engines.ready else "engines loading or failed (see /api/v1/serving/engines)"
+    gateway = getattr(request.app.state, "gateway", None)
+    if gateway is not None and gateway.draining:
+        checks["gateway"] = "draining: shutting down, new requests are refused"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503

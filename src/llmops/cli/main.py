@@ -18,11 +18,15 @@ from llmops import __version__
 from llmops.blobs.commands import app as store_app
 from llmops.cli.context import console, err_console, state
 from llmops.cli.system import config_app, db_app
+from llmops.datasets.commands import app as data_app
 from llmops.errors import LLMOpsError
 from llmops.registry.commands import app as models_app
 from llmops.registry.commands import plan_command
 from llmops.security.commands import audit_app, keys_app, users_app
+from llmops.serving.deployments.commands import app as deployments_app
+from llmops.serving.deployments.commands import deploy_command
 from llmops.tracking.commands import app as runs_app
+from llmops.training.commands import app as train_app
 
 
 class _Root(TyperGroup):
@@ -58,7 +62,11 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(deployments_app, name="deployments")
 app.command("plan")(plan_command)
+app.command("deploy")(deploy_command)
 
 
 def _version(value: bool) -> None:
@@ -86,9 +94,8 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default LLMOPS_PORT, 8080)."),
 ) -> None:
     """Serve the HTTP API and the UI."""
-    import uvicorn
-
     from llmops.api.app import create_app
+    from llmops.api.server import draining_server
 
     st = state(ctx)
     settings = st.settings()
@@ -96,7 +103,13 @@ def serve(
     application = create_app(platform=st.platform())
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"llmops {__version__} serving on [bold]http://{bind_host}:{bind_port}/[/] (home {settings.home})")
-    uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level.lower())
+    draining_server(
+        application,
+        host=bind_host,
+        port=bind_port,
+        log_level=settings.log_level.lower(),
+        drain_seconds=settings.drain_seconds,
+    ).run()
 
 
 @app.command("demo")
@@ -127,6 +140,8 @@ def demo(
         acc = next((m.last for m in run.metrics if m.key == "val/accuracy"), float("nan"))
         console.print(f"run [bold]{run.name}[/] {run.id}: {run.status}, validation accuracy {acc:.3f}")
     console.print(f"compare them: llmops runs compare {' '.join(r[:8] for r in result.train_run_ids)}")
+    if result.reference_model:
+        console.print(f"reference language model registered: [bold]{result.reference_model}[/]")
     console.print(f"sign in to the UI as {result.admin_name} with this key (shown once):")
     typer.echo(result.admin_key)
     if serve_ui:

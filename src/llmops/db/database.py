@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import sqlite3
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -95,8 +97,17 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database is locked"
+        # at once (no busy wait) while another connection opens the same fresh file: retry briefly.
+        for attempt in range(100):
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()

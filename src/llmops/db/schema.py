@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import llmops.blobs.tables
+import llmops.datasets.tables
 import llmops.registry.tables
 import llmops.security.tables
+import llmops.serving.deployments.tables
 import llmops.tracking.tables  # noqa: F401
 from llmops.db.base import Base
 

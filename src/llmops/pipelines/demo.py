@@ -4,7 +4,10 @@ For now it initialises the platform home, makes sure a demo administrator exists
 sign in to the UI), and records a small real training: a two-layer network learning a two-spirals
 classification, tracked as a pipeline run with one child run per learning rate (loss, accuracy,
 validation loss and learning rate per step; the weights as a safetensors artifact with their config,
-so the checkpoint describes itself). Later issues grow this into the whole model lifecycle.
+so the checkpoint describes itself). It also registers the committed reference model
+(``assets/reference-lm``, trained by ``llmops train reference``) as ``reference-lm``, so that the demo has a
+real language model without retraining; content addressing makes this a no-op when it is already there.
+Later issues grow this into the whole model lifecycle.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmops.errors import AlreadyExists
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
     import torch
 
 DEMO_ADMIN = "demo-admin"
+#: The committed reference model of the source tree (absent from an installed wheel: then nothing is registered).
+REFERENCE_MODEL_DIR = Path(__file__).resolve().parents[3] / "assets" / "reference-lm"
+REFERENCE_MODEL_NAME = "reference-lm"
 
 
 @dataclass
@@ -33,6 +40,7 @@ class DemoResult:
     train_run_ids: list[str]
     admin_name: str
     admin_key: str
+    reference_model: str | None = None
 
 
 def run_demo(
@@ -51,7 +59,28 @@ def run_demo(
     with platform.start_run(kind="pipeline", name="demo", params={"steps": steps, "seed": seed}, actor=actor) as parent:
         for lr in learning_rates:
             train_ids.append(_train(platform, actor, parent.id, lr=lr, steps=steps, seed=seed, progress=progress))
-    return DemoResult(pipeline_run_id=parent.id, train_run_ids=train_ids, admin_name=DEMO_ADMIN, admin_key=key.key)
+        reference = register_reference_model(platform, actor)
+    return DemoResult(
+        pipeline_run_id=parent.id,
+        train_run_ids=train_ids,
+        admin_name=DEMO_ADMIN,
+        admin_key=key.key,
+        reference_model=reference,
+    )
+
+
+def register_reference_model(platform: Platform, actor: Actor, path: Path = REFERENCE_MODEL_DIR) -> str | None:
+    """Import the committed reference model as ``reference-lm``; the same files return the existing version."""
+    if not (path / "config.json").is_file():
+        return None
+    report = platform.registry.import_model(
+        actor,
+        path,
+        name=REFERENCE_MODEL_NAME,
+        description="Reference Llama trained by `llmops train reference` (assets/reference-lm)",
+        tags={"source": "assets/reference-lm", "recipe": "reference"},
+    )
+    return report.version.ref
 
 
 def _spirals(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

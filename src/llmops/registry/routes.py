@@ -83,7 +83,8 @@ async def import_model(body: ImportRequest, platform: PlatformDep, actor: Writer
     "/{name}/upload",
     response_model=ImportReport,
     status_code=201,
-    openapi_extra={"requestBody": {"content": {"application/x-tar": {"schema": BINARY_SCHEMA}}}},
+    # The body is a tar stream; declared as octet-stream, which every client and fuzzer can send.
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": BINARY_SCHEMA}}}},
 )
 async def upload_model(
     name: ModelName,

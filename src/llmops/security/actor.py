@@ -15,6 +15,8 @@ class Actor:
     principal_id: int | None = None
     key_id: int | None = None
     via: str = "api"  # api | cli | python
+    scopes: tuple[str, ...] = ()  # the key's scopes (deployments with scopes need one of them)
+    key_prefix: str | None = None  # the key's public prefix (limits, budgets and request records name it)
 
     @property
     def label(self) -> str:

@@ -78,11 +78,14 @@ def keys_create(
     user: str = typer.Option(..., "--user", help="The principal that owns the key."),
     name: str = typer.Option("default", help="A label for the key."),
     expires_days: int | None = typer.Option(None, "--expires-days", min=1, help="Days until the key expires."),
+    scope: list[str] = typer.Option(  # noqa: B008
+        [], "--scope", help="A deployment scope the key carries (repeatable); deployments with scopes need one."
+    ),
 ) -> None:
     """Create an API key. The key is printed once and never stored."""
     st = state(ctx)
     expires = dt.timedelta(days=expires_days) if expires_days else None
-    key = st.platform().security.create_key(st.actor, principal=user, name=name, expires_in=expires)
+    key = st.platform().security.create_key(st.actor, principal=user, name=name, expires_in=expires, scopes=scope)
     console.print(f"API key for [bold]{user}[/] (prefix {key.prefix}); store it now, it is not shown again:")
     typer.echo(key.key)
 
@@ -99,12 +102,13 @@ def keys_list(
         return
     print_table(
         "API keys",
-        ["prefix", "principal", "name", "created", "expires", "revoked", "last used"],
+        ["prefix", "principal", "name", "scopes", "created", "expires", "revoked", "last used"],
         [
             (
                 k.prefix,
                 k.principal,
                 k.name,
+                ",".join(k.scopes),
                 short_time(k.created_at),
                 short_time(k.expires_at),
                 short_time(k.revoked_at),

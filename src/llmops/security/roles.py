@@ -42,6 +42,12 @@ class Permission(enum.StrEnum):
     models_write = "models:write"
     models_promote = "models:promote"
     models_admin = "models:admin"
+    deployments_read = "deployments:read"
+    deployments_write = "deployments:write"  # create, change, promote, roll back, delete
+    datasets_read = "datasets:read"
+    datasets_write = "datasets:write"
+    datasets_admin = "datasets:admin"
+    inference = "inference"  # call served models (OpenAI-compatible API); keys may be scoped per deployment
 
 
 PERMISSION_ROLE: dict[Permission, Role] = {
@@ -58,6 +64,12 @@ PERMISSION_ROLE: dict[Permission, Role] = {
     Permission.models_write: Role.developer,
     Permission.models_promote: Role.maintainer,
     Permission.models_admin: Role.admin,
+    Permission.deployments_read: Role.viewer,
+    Permission.deployments_write: Role.maintainer,
+    Permission.datasets_read: Role.viewer,
+    Permission.datasets_write: Role.developer,
+    Permission.datasets_admin: Role.admin,
+    Permission.inference: Role.viewer,
 }
 
 

@@ -85,7 +85,9 @@ def list_keys(
 @router.post("/keys", response_model=KeyCreated, status_code=201)
 def create_key(body: KeyCreate, platform: PlatformDep, actor: Viewer) -> KeyCreated:
     expires = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    return platform.security.create_key(actor, principal=body.principal, name=body.name, expires_in=expires)
+    return platform.security.create_key(
+        actor, principal=body.principal, name=body.name, expires_in=expires, scopes=body.scopes
+    )
 
 
 @router.delete("/keys/{prefix}", response_model=KeyOut)

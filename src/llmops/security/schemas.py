@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmops.naming import Name
 
 RoleName = Literal["viewer", "developer", "maintainer", "admin"]
+Scope = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 
 
 class Strict(BaseModel):
@@ -47,6 +48,7 @@ class KeyCreate(Strict):
     principal: Name | None = Field(default=None, description="Owner; default: the caller.")
     name: Name = "default"
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    scopes: list[Scope] = Field(default_factory=list, max_length=32, description="Deployment scopes the key carries.")
 
 
 class KeyOut(BaseModel):
@@ -60,6 +62,7 @@ class KeyOut(BaseModel):
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
+    scopes: list[str] = Field(default_factory=list)
 
 
 class KeyCreated(KeyOut):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +21,7 @@ from llmops.security.roles import Role
 from llmops.security.schemas import KeyCreated, KeyOut, PrincipalOut
 from llmops.security.tables import ApiKey, Principal
 
+SCOPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # avoid a write on every request
 
 
@@ -81,14 +84,28 @@ class SecurityService:
         principal: str | None = None,
         name: str = "default",
         expires_in: dt.timedelta | None = None,
+        scopes: Sequence[str] = (),
     ) -> KeyCreated:
+        """Create a key; ``scopes`` restrict it to deployments that list one of them (see DeploymentSpec.scopes)."""
         check_name(name, "key name")
+        scope_list = sorted(set(scopes))
+        bad = [s for s in scope_list if not SCOPE_PATTERN.fullmatch(s)]
+        if bad:
+            raise InvalidInput(
+                f"scopes: {bad[0]!r} is not a scope (letters, digits, . _ : -; at most 64 characters)",
+                details={"field": "scopes"},
+            )
         with self.db.write() as session:
             owner = self._key_owner(session, actor, principal)
             material = keys.generate()
             expires_at = utcnow() + expires_in if expires_in else None
             row = ApiKey(
-                principal_id=owner.id, prefix=material.prefix, hashed=material.hashed, name=name, expires_at=expires_at
+                principal_id=owner.id,
+                prefix=material.prefix,
+                hashed=material.hashed,
+                name=name,
+                expires_at=expires_at,
+                scopes=scope_list,
             )
             session.add(row)
             session.flush()
@@ -97,7 +114,7 @@ class SecurityService:
                 actor,
                 "key.create",
                 f"principal/{owner.name}/key/{material.prefix}",
-                {"name": name, "expires_at": expires_at.isoformat() if expires_at else None},
+                {"name": name, "expires_at": expires_at.isoformat() if expires_at else None, "scopes": scope_list},
             )
             return KeyCreated(**_key_out(row, owner.name).model_dump(), key=material.token)
 
@@ -146,7 +163,14 @@ class SecurityService:
                 row = session.get(ApiKey, key.id)
                 if row is not None:
                     row.last_used_at = now
-        return Actor(name=principal.name, role=Role[principal.role], principal_id=principal.id, key_id=key.id)
+        return Actor(
+            name=principal.name,
+            role=Role[principal.role],
+            principal_id=principal.id,
+            key_id=key.id,
+            scopes=tuple(key.scopes or ()),
+            key_prefix=key.prefix,
+        )
 
     # helpers --------------------------------------------------------------------------------------
     def _principal(self, session: Session, name: str) -> Principal:
@@ -179,4 +203,5 @@ def _key_out(row: ApiKey, principal: str) -> KeyOut:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        scopes=list(row.scopes or []),
     )

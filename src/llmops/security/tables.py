@@ -36,6 +36,7 @@ class ApiKey(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    scopes: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]")
 
 
 class AuditEvent(Base):

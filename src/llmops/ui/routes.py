@@ -7,6 +7,8 @@ authenticates), so a page renders fast however long its runs are.
 - ``NAV`` is the one list of top-level sections; later domains append to it.
 - Model pages (``/models…``) read the registry; the lineage graph is laid out by ``ui/lineage.py`` and
   drawn as server-side SVG, so it needs no script.
+- Dataset pages (``/datasets…``) read the dataset service: a version's length histograms are laid out by
+  ``ui/histogram.py`` and drawn as server-side SVG too; sample rows are paged with ``?offset=``.
 - ``PageRoute`` renders domain errors raised while serving a page (a missing run, a role that is too
   low) as readable HTML pages. ``Unauthenticated`` is left to ``api/errors.py``, which redirects a
   browser to the sign-in page.
@@ -29,6 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from llmops.api.deps import SESSION_COOKIE, PlatformDep, require
+from llmops.datasets.refs import parse_dataset_ref
 from llmops.errors import InvalidInput, LLMOpsError, NotFound, PermissionDenied, Unauthenticated
 from llmops.naming import check_name
 from llmops.registry import planner
@@ -40,7 +43,7 @@ from llmops.security.actor import Actor
 from llmops.security.roles import Permission
 from llmops.tracking.schemas import RunDetail
 from llmops.tracking.service import RUN_KINDS
-from llmops.ui import lineage
+from llmops.ui import dataset_views, lineage
 from llmops.ui.templating import STATIC_DIR, build_environment
 
 __all__ = ["NAV", "STATIC_DIR", "NavItem", "router"]
@@ -62,6 +65,8 @@ NAV: list[NavItem] = [
     NavItem("Access", "/access", Permission.principals_read),
     NavItem("Store", "/store", Permission.store_read),
     NavItem("Models", "/models", Permission.models_read),
+    NavItem("Datasets", "/datasets", Permission.datasets_read),
+    NavItem("Deployments", "/deployments", Permission.deployments_read),
 ]
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
@@ -70,6 +75,8 @@ AUDIT_PAGE_SIZE = 50
 SESSION_MAX_AGE = 7 * 24 * 3600  # the same lifetime as the REST sign-in cookie
 MAX_KEY_LENGTH = 512
 MAX_VERSION = 2**31  # version numbers and plan inputs beyond this are typos, not requests
+ROWS_PAGE_SIZE = 20  # sample rows per page of a dataset version
+MAX_OFFSET = 2**40
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -155,6 +162,9 @@ AuditReader = Annotated[Actor, Depends(require(Permission.audit_read))]
 PrincipalsReader = Annotated[Actor, Depends(require(Permission.principals_read))]
 StoreReader = Annotated[Actor, Depends(require(Permission.store_read))]
 ModelsReader = Annotated[Actor, Depends(require(Permission.models_read))]
+DatasetsReader = Annotated[Actor, Depends(require(Permission.datasets_read))]
+DeploymentsReader = Annotated[Actor, Depends(require(Permission.deployments_read))]
+DeploymentsWriter = Annotated[Actor, Depends(require(Permission.deployments_write))]
 Filter = Annotated[str, Query(max_length=128)]
 RefQuery = Annotated[str, Query(max_length=300)]
 
@@ -579,6 +589,181 @@ def _diff_rows(changes: list[TensorChange]) -> list[dict[str, Any]]:
             bar, text = (rel / largest * 100 if largest > 0 else 0.0), f"{rel:.4g}"
         out.append({"change": change, "bar": bar, "text": text})
     return out
+
+
+# datasets ---------------------------------------------------------------------------------------------
+# As with models, path segments are plain strings checked like any reference, and ``/datasets/-/diff`` is
+# declared before ``/datasets/{name}``. Statistics and transform reports are stored JSON written by other
+# code (and by older versions of it), so the helpers below read them defensively: a field of an unexpected
+# shape is left out of the page, never a 500.
+@router.get("/datasets", response_class=HTMLResponse)
+def datasets_page(request: Request, platform: PlatformDep, actor: DatasetsReader) -> HTMLResponse:
+    service = platform.datasets
+    items = [
+        {"dataset": d, "latest": service.get(f"{d.name}:{d.latest}") if d.latest is not None else None}
+        for d in service.list_datasets()
+    ]
+    return render(request, "datasets.html", actor=actor, items=items)
+
+
+@router.get("/datasets/-/diff", response_class=HTMLResponse)
+def dataset_diff_page(
+    request: Request, platform: PlatformDep, actor: DatasetsReader, a: RefQuery = "", b: RefQuery = ""
+) -> HTMLResponse:
+    a, b = a.strip(), b.strip()
+    if not (a and b):
+        return render(request, "dataset_diff.html", actor=actor, a=a, b=b, diff=None)
+    for text in (a, b):
+        parse_dataset_ref(text)
+    diff = platform.datasets.diff(a, b)
+    columns = dataset_views.example_columns([*diff.added_examples, *diff.removed_examples])
+    return render(
+        request,
+        "dataset_diff.html",
+        actor=actor,
+        a=a,
+        b=b,
+        diff=diff,
+        delta=dataset_views.stats_delta(diff.stats_delta),
+        columns=columns,
+        added=dataset_views.rows_view(columns, diff.added_examples, chat="messages" in columns),
+        removed=dataset_views.rows_view(columns, diff.removed_examples, chat="messages" in columns),
+    )
+
+
+@router.get("/datasets/{name}", response_class=HTMLResponse)
+def dataset_page(request: Request, name: str, platform: PlatformDep, actor: DatasetsReader) -> HTMLResponse:
+    check_name(name, "dataset")
+    service = platform.datasets
+    dataset = service.get_dataset(name)
+    return render(request, "dataset.html", actor=actor, dataset=dataset, versions=service.list_versions(name))
+
+
+@router.get("/datasets/{name}/{version}", response_class=HTMLResponse)
+def dataset_version_page(
+    request: Request,
+    name: str,
+    version: str,
+    platform: PlatformDep,
+    actor: DatasetsReader,
+    offset: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    ref = _dataset_ref(name, version)
+    service = platform.datasets
+    detail = service.get(ref)
+    status, rows_error, start, rows = 200, None, 0, []
+    try:
+        start = _offset(offset)
+    except InvalidInput as exc:
+        status, rows_error = exc.status, exc.message
+    else:
+        rows = service.head(ref, ROWS_PAGE_SIZE, offset=start)
+    columns = [c.name for c in detail.columns]
+    pages = {
+        "first": "?offset=0#rows" if start > 0 else None,
+        "prev": f"?offset={max(start - ROWS_PAGE_SIZE, 0)}#rows" if start > 0 else None,
+        "next": f"?offset={start + ROWS_PAGE_SIZE}#rows" if start + ROWS_PAGE_SIZE < detail.rows else None,
+    }
+    siblings = service.list_versions(name)
+    return render(
+        request,
+        "dataset_version.html",
+        actor=actor,
+        status_code=status,
+        v=detail,
+        stats=dataset_views.stats_view(detail.stats),
+        columns=columns,
+        rows=dataset_views.rows_view(columns, rows, chat=detail.kind == "chat", first=start),
+        rows_error=rows_error,
+        offset=start,
+        page_size=ROWS_PAGE_SIZE,
+        pages=pages,
+        recipe=dataset_views.as_yaml(detail.recipe) if detail.recipe is not None else None,
+        report=dataset_views.report_view(detail.report),
+        report_json=detail.report,
+        lineage=service.lineage(ref),
+        compare_default=dataset_views.compare_default(detail, siblings),
+        compare_refs=[s.ref for s in siblings if s.ref != detail.ref],
+    )
+
+
+def _dataset_ref(name: str, version: str) -> str:
+    """``name:version`` from two path segments, checked like any dataset reference (a bad one is a 422)."""
+    return str(parse_dataset_ref(f"{name}:{version}"))
+
+
+def _offset(value: str) -> int:
+    text = value.strip()
+    if not text:
+        return 0
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_OFFSET:
+        raise InvalidInput(f"offset must be a whole number from 0 to {MAX_OFFSET:,}, got {text[:16]!r}")
+    return int(text)
+
+
+# deployments ------------------------------------------------------------------------------------------
+# Promotion and rollback are forms posted to this site (the session cookie is SameSite=strict, and a post
+# whose Origin names another host is refused); each answers with a redirect back to the deployment page.
+@router.get("/deployments", response_class=HTMLResponse)
+async def deployments_page(request: Request, platform: PlatformDep, actor: DeploymentsReader) -> HTMLResponse:
+    deployments = platform.deployments.list_deployments()
+    return render(
+        request, "deployments.html", actor=actor, deployments=deployments, serving=await _serving_state(request)
+    )
+
+
+@router.get("/deployments/{name}", response_class=HTMLResponse)
+async def deployment_page(request: Request, name: str, platform: PlatformDep, actor: DeploymentsReader) -> HTMLResponse:
+    check_name(name, "deployment")
+    deployment = platform.deployments.get(name)
+    return render(
+        request,
+        "deployment.html",
+        actor=actor,
+        deployment=deployment,
+        revisions=platform.deployments.revisions(name),
+        serving=await _serving_state(request),
+        can_change=actor.can(Permission.deployments_write),
+    )
+
+
+@router.post("/deployments/{name}/promote")
+def promote_deployment(
+    request: Request, name: str, platform: PlatformDep, actor: DeploymentsWriter, route: Annotated[str, Form()] = ""
+) -> Response:
+    check_name(name, "deployment")
+    if _cross_site(request):
+        raise PermissionDenied("changes must be posted from this site")
+    platform.deployments.promote(actor, name, route=route or "canary", reason="promoted in the web UI")
+    return RedirectResponse(f"/deployments/{name}", status_code=303)
+
+
+@router.post("/deployments/{name}/rollback")
+def rollback_deployment(
+    request: Request, name: str, platform: PlatformDep, actor: DeploymentsWriter, to: Annotated[str, Form()] = ""
+) -> Response:
+    check_name(name, "deployment")
+    if _cross_site(request):
+        raise PermissionDenied("changes must be posted from this site")
+    target = _positive("revision", to) if to.strip() else None
+    platform.deployments.rollback(actor, name, to=target, reason="rolled back in the web UI")
+    return RedirectResponse(f"/deployments/{name}", status_code=303)
+
+
+async def _serving_state(request: Request) -> dict[str, dict[str, Any]]:
+    """Per deployment: the revision the gateway serves and, per route, its engine's state and load."""
+    manager = getattr(request.app.state, "engines", None)
+    if manager is None:
+        return {}
+    health = await manager.health()
+    engines = {e.get("engine"): e for e in health.get("engines", [])}
+    return {
+        d["name"]: {
+            "serving_revision": d.get("serving_revision"),
+            "routes": {r["name"]: engines.get(r["engine"], {}) for r in d.get("routes", [])},
+        }
+        for d in health.get("deployments", [])
+    }
 
 
 # presentation helpers ---------------------------------------------------------------------------------

@@ -97,6 +97,21 @@ def url_path(value: str) -> str:
     return quote(value, safe="/")
 
 
+def dataset_href(ref: str) -> str:
+    """``name:3`` → ``/datasets/name/3`` (a dataset version's page)."""
+    name, sep, version = ref.rpartition(":")
+    if not sep:
+        return f"/datasets/{quote(ref, safe='')}"
+    return f"/datasets/{quote(name, safe='')}/{quote(version, safe='')}"
+
+
+def signed(value: float) -> str:
+    """``+1,204``, ``−3``, ``+0.0123``: a difference, with its sign always shown."""
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):+,}".replace("-", "−")
+    return f"{value:+.4g}".replace("-", "−")
+
+
 def static_url(name: str) -> str:
     """A static asset URL that changes with the package version, so browsers drop stale copies."""
     return f"/static/{name}?v={__version__}"
@@ -120,6 +135,8 @@ def build_environment() -> jinja2.Environment:
         compact_json=compact_json,
         url_path=url_path,
         version_href=version_href,
+        dataset_href=dataset_href,
+        signed=signed,
     )
     env.globals.update(duration=duration, static_url=static_url, version=__version__)
     return env

@@ -1,0 +1,1 @@
+"""Datasets: immutable, content-addressed Parquet snapshots with stats, recipes and lineage."""

@@ -1,0 +1,1 @@
+"""Deployments: named endpoints whose routes (version, engine, weight, mode) change by revisions."""

@@ -1,0 +1,235 @@
+"""Request records: one per served request, handed to an asynchronous batched sink off the request path.
+
+Every request the OpenAI-compatible API serves (and every shadow copy) ends in one :class:`RequestRecord`:
+who (key prefix, principal, the request's ``user`` field), where (deployment, route, version, revision),
+what (prompt and completion tokens, finish reason, status, cache hit, cost) and how fast (queue time, time
+to first token, time per output token, end-to-end latency). The request path only calls
+:meth:`RecordSink.emit`, which appends to a bounded in-process buffer and returns at once; a background task
+takes batches from the buffer and hands them to the writers. When the writers fall behind and the buffer is
+full, new records are dropped and counted (``dropped``, exported as ``llmops_records_dropped_total``), so a
+slow database or log never slows down or stalls serving.
+
+Writers implement :class:`RecordWriter` (one ``async write(batch)``). :class:`LogWriter` logs each record as a
+JSON line on the ``llmops.requests`` logger; :class:`MemoryWriter` keeps the latest records in memory (tests,
+live views). The monitoring package adds a database writer; a writer that raises loses its batch (counted in
+``failed``) and the sink carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger("llmops.serving")
+request_log = logging.getLogger("llmops.requests")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One served request (or shadow copy). Times are seconds; ``started_at``/``finished_at`` are Unix times.
+
+    ``status`` is the HTTP status the caller got (499 when the client went away before the response ended,
+    as nginx logs it); ``error`` is the OpenAI error code when there was one. ``prompt_tokens`` and
+    ``completion_tokens`` are what the response reports (for a cache hit: the cached response's usage, though
+    no engine ran). ``cost`` is in ``currency`` under the deployment's price table (0 for a cache hit; for a
+    shadow, what the copy would cost, never charged to the caller).
+    """
+
+    request_id: str
+    deployment: str
+    endpoint: str  # completions | chat | embeddings
+    route: str | None
+    version: str | None
+    revision: int | None
+    mode: str  # primary | canary | shadow
+    key_prefix: str | None
+    user: str | None  # the key's principal
+    request_user: str | None  # the request's ``user`` field, as the client sent it
+    stream: bool
+    status: int
+    error: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    queue_time: float | None
+    time_to_first_token: float | None
+    time_per_output_token: float | None
+    latency: float
+    cost: float
+    currency: str
+    cache_hit: bool
+    started_at: float
+    finished_at: float
+
+    @property
+    def shadow(self) -> bool:
+        return self.mode == "shadow"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["shadow"] = self.shadow
+        return out
+
+
+@runtime_checkable
+class RecordWriter(Protocol):
+    """Where batches of records go (a log, a database, a queue)."""
+
+    async def write(self, records: Sequence[RequestRecord]) -> None: ...
+
+
+@runtime_checkable
+class RecordSink(Protocol):
+    """What the request path sees: ``emit`` never blocks and never raises."""
+
+    def emit(self, record: RequestRecord) -> None: ...
+
+
+class LogWriter:
+    """Each record as one JSON line on the ``llmops.requests`` logger (INFO)."""
+
+    def __init__(self, logger: logging.Logger = request_log) -> None:
+        self.logger = logger
+
+    async def write(self, records: Sequence[RequestRecord]) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        for record in records:
+            self.logger.info("%s", json.dumps(record.to_dict(), separators=(",", ":"), ensure_ascii=False))
+
+
+class MemoryWriter:
+    """The latest ``capacity`` records, in memory."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.records: deque[RequestRecord] = deque(maxlen=capacity)
+
+    async def write(self, records: Sequence[RequestRecord]) -> None:
+        self.records.extend(records)
+
+
+class BufferedSink:
+    """A bounded buffer flushed to ``writers`` by a background task (see the module docstring).
+
+    ``capacity`` bounds the records waiting for the writers; a flush takes up to ``batch_size`` records and
+    runs at least every ``flush_interval`` seconds, at once when a batch is full. ``start()`` and ``stop()`` run
+    in the app lifespan; ``stop()`` flushes what is left (for up to ``timeout`` seconds).
+    """
+
+    def __init__(
+        self,
+        writers: Sequence[RecordWriter],
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.writers = list(writers)
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.emitted = 0
+        self.written = 0
+        self.dropped = 0
+        self.failed = 0
+        self._buffer: deque[RequestRecord] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._warned_at = 0.0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def emit(self, record: RequestRecord) -> None:
+        if len(self._buffer) >= self.capacity:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._warned_at >= 10.0:
+                self._warned_at = now
+                log.warning(
+                    "request records: buffer full (%d); dropping records (%d so far) - the writers are behind",
+                    self.capacity,
+                    self.dropped,
+                )
+            return
+        self._buffer.append(record)
+        self.emitted += 1
+        if len(self._buffer) >= self.batch_size and self._wake is not None:
+            self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name="request-records")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.flush(), timeout)
+            return
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        try:
+            await asyncio.wait_for(task, timeout)  # the loop flushes what is left, then returns
+        except TimeoutError:
+            log.warning("request records: %d records not written at shutdown (writers too slow)", self.pending)
+
+    async def flush(self) -> None:
+        """Write everything buffered now (in batches)."""
+        while self._buffer:
+            batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
+            for writer in self.writers:
+                try:
+                    await writer.write(batch)
+                except Exception:
+                    self.failed += len(batch)
+                    log.exception(
+                        "request records: writer %s failed; %d records lost", type(writer).__name__, len(batch)
+                    )
+            self.written += len(batch)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # pragma: no cover - flush already guards each writer
+                log.exception("request records: flush failed")
+            if self._closing:
+                return
+
+
+class NullSink:
+    """Discards records (an ``OpenAIServing`` built without a gateway)."""
+
+    dropped = 0
+
+    def emit(self, record: RequestRecord) -> None:
+        return None
+
+
+__all__ = [
+    "BufferedSink",
+    "LogWriter",
+    "MemoryWriter",
+    "NullSink",
+    "RecordSink",
+    "RecordWriter",
+    "RequestRecord",
+]
