@@ -112,7 +112,14 @@ def test_runs_list_show_compare(cli: CliRunner) -> None:
 
 
 def test_store_stats_fsck_gc(cli: CliRunner, tmp_path: Path) -> None:
-    run(cli, "demo", "--no-serve", "--steps", "10")
+    out = run(cli, "demo", "--no-serve", "--steps", "10")
+    assert "deployed reference" in out and "deployed minilm" in out
+    deployments = {d["name"]: d for d in json.loads(run(cli, "deployments", "list", "--json"))}
+    assert deployments["reference"]["spec"]["routes"][0]["version"] == "reference-lm:1"
+    assert deployments["minilm"]["spec"]["routes"][0]["engine"] == "embeddings"
+    run(cli, "demo", "--no-serve", "--steps", "10")  # a second demo leaves the deployments as they are
+    again = {d["name"]: d["revision"] for d in json.loads(run(cli, "deployments", "list", "--json"))}
+    assert again == {"minilm": 1, "reference": 1}
     stats = json.loads(run(cli, "store", "stats", "--json"))
     assert stats["blobs"] == stats["referenced_blobs"] >= 2 and stats["unreferenced_blobs"] == 0
     assert "clean" in run(cli, "store", "fsck")

@@ -142,6 +142,8 @@ def demo(
     console.print(f"compare them: llmops runs compare {' '.join(r[:8] for r in result.train_run_ids)}")
     if result.reference_model:
         console.print(f"reference language model registered: [bold]{result.reference_model}[/]")
+    for name in result.deployments:
+        console.print(f"deployed [bold]{name}[/]: served at /v1 (OpenAI) and /v2 (KServe) once its engine loads")
     console.print(f"sign in to the UI as {result.admin_name} with this key (shown once):")
     typer.echo(result.admin_key)
     if serve_ui:

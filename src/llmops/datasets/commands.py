@@ -13,18 +13,9 @@ from llmops.cli.context import console, human_size, print_json, print_table, sho
 from llmops.datasets.readers import FORMATS, ColumnMap
 from llmops.datasets.schemas import DatasetVersionOut, TokenGroup
 from llmops.errors import InvalidInput
+from llmops.keyvalue import parse_pairs
 
 app = typer.Typer(help="Datasets: versioned, content-addressed Parquet snapshots.", no_args_is_help=True)
-
-
-def _tags(values: list[str]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--tag {item!r}: write key=value")
-        out[key] = value
-    return out
 
 
 def _summary(v: DatasetVersionOut) -> str:
@@ -58,7 +49,7 @@ def import_dataset(
             kind=kind,
             fmt=fmt,
             description=description,
-            tags=_tags(tag),
+            tags=parse_pairs(tag, field="--tag"),
             columns=columns,
             progress=lambda stage, done, total: bar.update(task, description=f"{done:,} {stage}"),
         )

