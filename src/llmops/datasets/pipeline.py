@@ -228,7 +228,9 @@ class ParquetSink:
         chunk, rest = combined.slice(0, rows), combined.slice(rows)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self._schema, compression="zstd")
-        self._writer.write_table(chunk, row_group_size=rows)
+        # One chunk per column: the writer's pages follow the table's chunking, so without this the bytes
+        # would depend on how an executor cut its batches (seen at 200k rows: same rows, different files).
+        self._writer.write_table(chunk.combine_chunks(), row_group_size=rows)
         self.rows += chunk.num_rows
         self._buffer = [rest] if rest.num_rows else []
         self._buffered = rest.num_rows
