@@ -112,6 +112,8 @@ NEGATIVES = [
     "getElementsByTagName",
     "ThisIsAVeryLongCamelCaseIdentifierName",
     "snake_case_function_name_here",
+    "UserProfileServiceV2Handler",  # identifiers with a digit: word-length runs, not a random key
+    "getHTTPResponse2Code",
     "src/llmops/datasets/transforms/pii.py",
     "The meeting is at 10:30:45 on 2024-01-15, version 1.2.3, page 12345.",
     "Chapter 3 costs $49.99 and weighs 2.5 kg; call it v2.0.1.",

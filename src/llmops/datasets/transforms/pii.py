@@ -38,8 +38,10 @@ least 32 hex digits (one case; 128-bit keys and longer, shorter hex runs are mos
 numbers) with a letter and a digit and entropy ≥ 0.75 × 4 bits. Random tokens clear these bars in about 99%
 of cases (measured on 2,000 random tokens per length); prose, identifiers such as ``getElementsByTagName``
 and long words do not (they lack digits or have low entropy). CamelCase identifiers that contain a digit
-(``UserProfileServiceV2Handler``) do clear them and are redacted (``benchmarks/pii_redaction.py`` counts
-them). UUIDs (8-4-4-4-12 hex) are deliberately *not* secrets: in text they are request, order and object
+(``UserProfileServiceV2Handler``) would clear them; they are told apart by their runs of one case or of
+digits, which average 4 or more characters in a name and under 2 in a random key (``_identifier_like``;
+names with many short runs, such as ``parse_utf8_Decoder16``, can still be taken for secrets).
+UUIDs (8-4-4-4-12 hex) are deliberately *not* secrets: in text they are request, order and object
 ids, and redacting them would destroy meaning without protecting anyone.
 
 ``redact_text`` repeats the passes until nothing changes, so redaction is idempotent. Reports never contain
@@ -180,7 +182,19 @@ def is_secret_token(token: str) -> bool:
         return long_enough and has_digit and has_letter and shannon_entropy(body) >= 0.75 * 4
     if not (has_digit and any(c.isupper() for c in body) and any(c.islower() for c in body)):
         return False
+    if _identifier_like(body):
+        return False
     return shannon_entropy(body) >= 0.8 * math.log2(min(len(body), 64))
+
+
+_RUNS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+|[^A-Za-z0-9]+")
+
+
+def _identifier_like(body: str) -> bool:
+    """CamelCase and snake_case names (``UserProfileServiceV2Handler``) are made of word-length runs; a
+    random key's case and digit runs average under 2 characters. Runs averaging 4 or more mean a name."""
+    runs = _RUNS.findall(body)
+    return bool(runs) and len(body) / len(runs) >= 4
 
 
 def _iban_spans(text: str) -> Iterable[tuple[int, int]]:
