@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmops.api.app import create_app
@@ -38,6 +39,7 @@ from llmops.serving.manager import EngineManager, default_factories
 from llmops.serving.records import BufferedSink, MemoryWriter, RequestRecord
 from llmops.settings import Settings
 from tests.conftest import free_port
+from tests.serving import server as server_module
 from tests.serving.conftest import run
 from tests.serving.test_openai_api import gateway_factory
 
@@ -53,7 +55,7 @@ class Server:
     keys: dict[str, str]
     admin: Actor
     records: MemoryWriter
-    uv: DrainingServer
+    uv: uvicorn.Server
     thread: threading.Thread
 
     def client(self, who: str = "alice") -> openai.OpenAI:
@@ -94,26 +96,13 @@ def start(platform: Platform, manager: EngineManager, keys: dict[str, str], admi
     sink: BufferedSink = app.state.records
     sink.writers.append(records)
     sink.flush_interval = 0.02
-    port = free_port()
     drain_seconds = platform.settings.drain_seconds
-    import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = DrainingServer(config, lambda: app.state.openai.drain(drain_seconds))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            uv.should_exit = True
-            pytest.fail(f"the gateway did not become ready: {httpx.get(f'{url}/readyz').text}")
-        time.sleep(0.05)
+    def draining(config: uvicorn.Config) -> uvicorn.Server:
+        return DrainingServer(config, lambda: app.state.openai.drain(drain_seconds))
+
+    url, uv = server_module.start(app, draining)
+    thread = uv.llmops_thread  # type: ignore[attr-defined]
     return Server(url, platform, manager, app, keys, admin, records, uv, thread)
 
 

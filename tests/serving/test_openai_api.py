@@ -14,7 +14,6 @@ import base64
 import json
 import math
 import struct
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from llmops.api.app import create_app
 from llmops.platform import Platform
@@ -35,8 +33,8 @@ from llmops.serving.engines import GenerationRequest
 from llmops.serving.engines.torch_engine import TorchEngine
 from llmops.serving.manager import AnyEngine, EngineManager, default_factories, torch_factory
 from llmops.settings import Settings
-from tests.conftest import free_port
 from tests.registry import factory
+from tests.serving import server as server_module
 from tests.serving.conftest import collect, run, text_of
 
 SLOW_STEP = 0.02
@@ -116,25 +114,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, llama_dir: Path) -> Iterato
         drain_timeout=0.0,
     )
     app = create_app(platform=platform, engines=manager)
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            uv.should_exit = True
-            pytest.fail(f"the gateway did not become ready: {httpx.get(f'{url}/readyz').text}")
-        time.sleep(0.1)
+    url, uv = server_module.start(app)
     yield Server(url, platform, manager, app, keys, admin)
-    uv.should_exit = True
-    thread.join(30)
+    server_module.stop(uv)
     platform.close()
 
 
