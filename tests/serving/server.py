@@ -9,13 +9,30 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 
+from llmops.platform import Platform
+from llmops.security.actor import Actor, local_admin
+from llmops.settings import Settings
 from tests.conftest import free_port
+from tests.registry import factory
+
+
+def platform_with_models(home: Path, llama_dir: Path) -> tuple[Platform, Actor]:
+    """A platform at ``home`` holding lm:1 (``llama_dir``), lm:2 (the same shape, other weights) and emb:1
+    (the shipped MiniLM): what the API tests deploy."""
+    platform = Platform(Settings(home=home))
+    admin = local_admin()
+    other = factory.make_causal_lm(home / "other", "llama", tokenizer_dir=llama_dir, seed=7)
+    platform.registry.import_model(admin, llama_dir, name="lm")
+    platform.registry.import_model(admin, other, name="lm")
+    platform.registry.import_model(admin, factory.minilm_dir(), name="emb")
+    return platform, admin
 
 
 def start(

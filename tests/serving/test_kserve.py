@@ -23,12 +23,9 @@ from tritonclient.utils import InferenceServerException
 
 from llmops.api.app import create_app
 from llmops.platform import Platform
-from llmops.security.actor import local_admin
 from llmops.serving.deployments.routing import choose_route
 from llmops.serving.manager import EngineManager
-from llmops.settings import Settings
-from tests.registry import factory
-from tests.serving.server import serve
+from tests.serving.server import platform_with_models, serve
 
 PARAMS = {"max_tokens": 8, "temperature": 0}
 
@@ -61,12 +58,7 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, llama_dir: Path) -> Iterator[Gateway]:
     home = tmp_path_factory.mktemp("kserve")
-    platform = Platform(Settings(home=home))
-    admin = local_admin()
-    other = factory.make_causal_lm(home / "other", "llama", tokenizer_dir=llama_dir, seed=7)
-    platform.registry.import_model(admin, llama_dir, name="lm")
-    platform.registry.import_model(admin, other, name="lm")
-    platform.registry.import_model(admin, factory.minilm_dir(), name="emb")
+    platform, admin = platform_with_models(home, llama_dir)
     d = platform.deployments
     d.deploy(admin, "chat", model="lm:1")
     d.set_route(admin, "chat", mode="canary", model="lm:2", percent=50)

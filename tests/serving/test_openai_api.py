@@ -26,13 +26,12 @@ import pytest
 
 from llmops.api.app import create_app
 from llmops.platform import Platform
-from llmops.security.actor import Actor, local_admin
+from llmops.security.actor import Actor
 from llmops.serving.deployments.routing import choose_route
 from llmops.serving.deployments.schemas import OptionValue
 from llmops.serving.engines import GenerationRequest
 from llmops.serving.engines.torch_engine import TorchEngine
 from llmops.serving.manager import AnyEngine, EngineManager, default_factories, torch_factory
-from llmops.settings import Settings
 from tests.registry import factory
 from tests.serving import server as server_module
 from tests.serving.conftest import collect, run, text_of
@@ -83,12 +82,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, llama_dir: Path) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("gateway")
-    platform = Platform(Settings(home=home))
-    admin = local_admin()
-    other = factory.make_causal_lm(home / "other", "llama", tokenizer_dir=llama_dir, seed=7)
-    platform.registry.import_model(admin, llama_dir, name="lm")
-    platform.registry.import_model(admin, other, name="lm")
-    platform.registry.import_model(admin, factory.minilm_dir(), name="emb")
+    platform, admin = server_module.platform_with_models(home, llama_dir)
     d = platform.deployments
     d.deploy(admin, "chat", model="lm:1")
     d.set_route(admin, "chat", mode="canary", model="lm:2", percent=50)
