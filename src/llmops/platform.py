@@ -20,6 +20,10 @@ from llmops.counters.memory import MemoryCounters
 from llmops.datasets.service import DatasetService
 from llmops.db.database import Database
 from llmops.db.migrate import upgrade
+from llmops.monitoring.alerts import AlertService
+from llmops.monitoring.feedback import FeedbackService
+from llmops.monitoring.monitor import MonitorService
+from llmops.monitoring.store import RequestStore
 from llmops.registry.cache import ModelCache
 from llmops.registry.service import RegistryService
 from llmops.security.actor import Actor, local_admin
@@ -82,7 +86,7 @@ class Platform:
         self.blobs = build_blob_store(settings)
         self.counters = build_counters(settings)
         self.audit = AuditLog(self.db)
-        self.security = SecurityService(self.db, self.audit)
+        self.security = SecurityService(self.db, self.audit, auth_cache_seconds=settings.auth_cache_seconds)
         self.tracking = TrackingService(self.db, self.blobs, self.audit, stale_after=settings.run_stale_seconds)
         self.store = BlobMaintenance(self.db, self.blobs)
         self.registry = RegistryService(self.db, self.blobs, self.audit, self.tracking)
@@ -99,6 +103,10 @@ class Platform:
             model_cache=self.model_cache,
             read_cache=settings.home / "cache" / "datasets",
         )
+        self.requests = RequestStore(self.db)
+        self.feedback = FeedbackService(self.db, self.requests, self.audit, self.tracking, self.datasets)
+        self.alerts = AlertService(self.db, self.requests, self.audit)
+        self.monitor = MonitorService(self.requests, self.datasets)
 
     def start_run(
         self,

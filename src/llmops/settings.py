@@ -72,6 +72,17 @@ class Settings(BaseSettings):
         description="Request records held for the writers; beyond it they are dropped and counted.",
     )
     request_log: bool = Field(default=True, description="Log every request record as a JSON line (llmops.requests).")
+    request_store: bool = Field(
+        default=True, description="Store every request record in the database (monitoring, costs, feedback)."
+    )
+    alert_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often the server evaluates the alert rules."
+    )
+    auth_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a verified API key is trusted without asking the database (0: always ask).",
+    )
 
     @field_validator("home", mode="after")
     @classmethod

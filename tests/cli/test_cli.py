@@ -90,7 +90,7 @@ def test_audit_verify_detects_tampering(cli: CliRunner, tmp_path: Path) -> None:
 
 
 def test_runs_list_show_compare(cli: CliRunner) -> None:
-    out = run(cli, "demo", "--no-serve", "--steps", "20")
+    out = run(cli, "demo", "--no-serve", "--no-traffic", "--steps", "20")
     assert "finished" in out
     runs = json.loads(run(cli, "runs", "list", "--json", "--kind", "train"))
     assert runs["total"] == 2
@@ -112,12 +112,12 @@ def test_runs_list_show_compare(cli: CliRunner) -> None:
 
 
 def test_store_stats_fsck_gc(cli: CliRunner, tmp_path: Path) -> None:
-    out = run(cli, "demo", "--no-serve", "--steps", "10")
+    out = run(cli, "demo", "--no-serve", "--no-traffic", "--steps", "10")
     assert "deployed reference" in out and "deployed minilm" in out
     deployments = {d["name"]: d for d in json.loads(run(cli, "deployments", "list", "--json"))}
     assert deployments["reference"]["spec"]["routes"][0]["version"] == "reference-lm:1"
     assert deployments["minilm"]["spec"]["routes"][0]["engine"] == "embeddings"
-    run(cli, "demo", "--no-serve", "--steps", "10")  # a second demo leaves the deployments as they are
+    run(cli, "demo", "--no-serve", "--no-traffic", "--steps", "10")  # a second demo leaves the deployments as they are
     again = {d["name"]: d["revision"] for d in json.loads(run(cli, "deployments", "list", "--json"))}
     assert again == {"minilm": 1, "reference": 1}
     stats = json.loads(run(cli, "store", "stats", "--json"))

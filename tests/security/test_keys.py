@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 
 import pytest
 from sqlalchemy import text, update
@@ -104,8 +105,32 @@ def test_expired_key_is_unauthenticated(platform: Platform, admin: Actor) -> Non
         session.execute(
             update(ApiKey).where(ApiKey.prefix == future.prefix).values(expires_at=utcnow() - dt.timedelta(seconds=1))
         )
+    platform.security.forget_keys()  # an edit behind the service's back is seen once the cache lets go
     with pytest.raises(Unauthenticated, match="expired"):
         platform.security.authenticate(future.key)
+
+
+def test_verified_keys_are_cached_until_revoked_or_expired(platform: Platform, admin: Actor) -> None:
+    security = platform.security
+    assert security.auth_cache_seconds == 30.0  # LLMOPS_AUTH_CACHE_SECONDS
+    security.create_principal(admin, "alice")
+    key = security.create_key(admin, principal="alice", name="k")
+    short = security.create_key(admin, principal="alice", name="short", expires_in=dt.timedelta(seconds=1))
+    assert security.authenticate(key.key).name == "alice"
+    assert security.authenticate(short.key).name == "alice"
+    # a change made outside the service is not seen while the verification is cached ...
+    with platform.db.write() as session:
+        session.execute(update(ApiKey).where(ApiKey.prefix == key.prefix).values(revoked_at=utcnow()))
+    assert security.authenticate(key.key).name == "alice"
+    # ... but a revocation through the service is, at once, and the cache never outlives the key's expiry
+    security.revoke_key(admin, key.prefix)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        security.authenticate(key.key)
+    time.sleep(1.1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        security.authenticate(short.key)
+    with pytest.raises(Unauthenticated, match="invalid"):
+        security.authenticate(key.key[:-1] + ("A" if key.key[-1] != "A" else "B"))
 
 
 def test_revoked_key_is_unauthenticated(platform: Platform, admin: Actor) -> None:

@@ -29,6 +29,12 @@ EXPECTED: dict[Permission, Role] = {
     Permission.datasets_write: Role.developer,
     Permission.datasets_admin: Role.admin,
     Permission.inference: Role.viewer,
+    Permission.feedback_write: Role.viewer,
+    Permission.alerts_read: Role.viewer,
+    Permission.requests_read: Role.developer,
+    Permission.costs_read: Role.developer,
+    Permission.monitoring_read: Role.developer,
+    Permission.alerts_write: Role.maintainer,
 }
 
 
@@ -67,6 +73,8 @@ def test_admin_holds_everything_and_viewer_only_reads() -> None:
         Permission.deployments_read,
         Permission.datasets_read,
         Permission.inference,  # calling served models is a viewer's right; deployment scopes narrow it per key
+        Permission.feedback_write,  # the client that called a model may rate its answer
+        Permission.alerts_read,
     }
 
 

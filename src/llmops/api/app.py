@@ -22,6 +22,8 @@ from llmops.api.limits import BodySizeLimit
 from llmops.api.system import router as system_router
 from llmops.blobs.routes import router as store_router
 from llmops.datasets.routes import router as datasets_router
+from llmops.monitoring.routes import router as monitoring_router
+from llmops.monitoring.writer import DatabaseWriter
 from llmops.platform import Platform
 from llmops.registry.routes import router as models_router
 from llmops.security.routes import router as security_router
@@ -57,15 +59,22 @@ def create_app(
         platform.deployments, platform.model_cache, factories=default_factories(log_dir=settings.home / "logs")
     )
     writers: list[RecordWriter] = [LogWriter()] if settings.request_log else []
+    if settings.request_store:
+        writers.append(DatabaseWriter(platform.requests))
     records = BufferedSink(writers, capacity=settings.records_buffer)
     gateway = Gateway(
-        platform.counters, sink=records, metrics=ServingMetrics(), cache_ttl=settings.response_cache_seconds
+        platform.counters,
+        sink=records,
+        metrics=ServingMetrics(),
+        cache_ttl=settings.response_cache_seconds,
+        ledger=platform.requests.spent if settings.request_store else None,
     )
     openai = OpenAIServing(manager, gateway)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_reap_forever(platform))
+        alerts = asyncio.create_task(_alert_forever(platform, settings.alert_interval_seconds))
         await records.start()
         await manager.start()  # engines load in the background; /readyz turns ready when they answer
         try:
@@ -76,9 +85,10 @@ def create_app(
             await openai.drain(settings.drain_seconds)
             await manager.stop()
             await records.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for background in (task, alerts):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             if owns_platform:
                 platform.close()
 
@@ -109,6 +119,7 @@ def create_app(
         models_router,
         datasets_router,
         deployments_router,
+        monitoring_router,
         serving_router,
         openai_router,
         metrics_router,
@@ -120,12 +131,24 @@ def create_app(
     return app
 
 
+async def _alert_forever(platform: Platform, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(platform.alerts.evaluate)
+        except Exception:
+            log.exception("alert evaluation failed; retrying in %.0f s", interval)
+
+
 async def _reap_forever(platform: Platform) -> None:
     while True:
         try:
             reaped = await run_in_threadpool(platform.tracking.reap_stale)
             if reaped:
                 log.warning("marked %d crashed run(s) as failed: %s", len(reaped), ", ".join(reaped))
+            purged = await run_in_threadpool(platform.requests.purge_texts)
+            if purged:
+                log.info("deleted the kept texts of %d request(s) past their retention", purged)
         except Exception:
             log.exception("run reaper failed; retrying")
         await asyncio.sleep(REAP_INTERVAL_SECONDS)

@@ -20,9 +20,11 @@ from llmops.cli.context import console, err_console, state
 from llmops.cli.system import config_app, db_app
 from llmops.datasets.commands import app as data_app
 from llmops.errors import LLMOpsError
+from llmops.monitoring.commands import alerts_app, costs_command, feedback_app, monitor_app, requests_app
 from llmops.registry.commands import app as models_app
 from llmops.registry.commands import plan_command
 from llmops.security.commands import audit_app, keys_app, users_app
+from llmops.serving.bench_commands import app as bench_app
 from llmops.serving.deployments.commands import app as deployments_app
 from llmops.serving.deployments.commands import deploy_command
 from llmops.tracking.commands import app as runs_app
@@ -65,6 +67,12 @@ app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(deployments_app, name="deployments")
+app.add_typer(bench_app, name="bench")
+app.add_typer(requests_app, name="requests")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(monitor_app, name="monitor")
+app.command("costs")(costs_command)
 app.command("plan")(plan_command)
 app.command("deploy")(deploy_command)
 
@@ -117,6 +125,9 @@ def demo(
     ctx: typer.Context,
     serve_ui: bool = typer.Option(True, "--serve/--no-serve", help="Serve the UI afterwards."),
     steps: int = typer.Option(300, min=10, max=100_000, help="Training steps per run."),
+    traffic: bool = typer.Option(
+        True, "--traffic/--no-traffic", help="Send demo traffic (with a planted shift) and write the report."
+    ),
     host: str | None = typer.Option(None),
     port: int | None = typer.Option(None),
 ) -> None:
@@ -134,7 +145,7 @@ def demo(
                 tasks[name] = bar.add_task(f"training {name}", total=total)
             bar.update(tasks[name], completed=done)
 
-        result = run_demo(platform, steps=steps, progress=progress)
+        result = run_demo(platform, steps=steps, progress=progress, traffic=traffic)
     for run_id in result.train_run_ids:
         run = platform.tracking.get_run(run_id)
         acc = next((m.last for m in run.metrics if m.key == "val/accuracy"), float("nan"))
@@ -144,6 +155,16 @@ def demo(
         console.print(f"reference language model registered: [bold]{result.reference_model}[/]")
     for name in result.deployments:
         console.print(f"deployed [bold]{name}[/]: served at /v1 (OpenAI) and /v2 (KServe) once its engine loads")
+    sent = result.traffic
+    if sent is not None:
+        statuses = ", ".join(f"{n} x {s}" for s, n in sorted(sent.statuses.items()))
+        costs = ", ".join(f"{u} {c:.6f} USD" for u, c in sent.cost_by_user.items())
+        console.print(f"sent {sent.requests} requests to reference ({statuses}); cost by user: {costs}")
+        found = ", ".join(sent.drifted) if sent.drifted else f"nothing ({sent.drift_status})"
+        console.print(f"drift in the second half: {found}")
+        if sent.dataset:
+            console.print(f"{sent.feedback} feedback items became dataset [bold]{sent.dataset}[/]")
+        console.print(f"monitoring report: {sent.report} (live: /deployments/reference/monitoring)")
     console.print(f"sign in to the UI as {result.admin_name} with this key (shown once):")
     typer.echo(result.admin_key)
     if serve_ui:

@@ -31,6 +31,7 @@ from llmops.datasets.transforms.normalize import Normalize, NormalizeConfig
 from llmops.datasets.transforms.pii import PiiConfig, RedactPii
 from llmops.datasets.transforms.split import Split, SplitConfig
 from llmops.errors import InvalidInput
+from llmops.yamlspec import compose, line_of, loc_path
 
 
 class _Strict(BaseModel):
@@ -163,22 +164,6 @@ def build_steps(recipe: Recipe) -> list[RowStep | GlobalStep]:
 
 
 # --- loading YAML with errors that point at the line --------------------------------------------------
-def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...], *, key: bool = False) -> yaml.Node | None:
-    """The YAML node at ``loc`` (as far as it can be followed; the key node of the last part if ``key``), to
-    report its line."""
-    for i, part in enumerate(loc):
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
-            if pair is None:
-                return node
-            node = pair[0] if key and i == len(loc) - 1 else pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            return node
-    return node
-
-
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The pydantic model whose field set applies at ``loc`` (to list the allowed keys)."""
     model: Any = Recipe
@@ -220,24 +205,12 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(out)
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def _line(root: yaml.Node | None, loc: tuple[int | str, ...], *, key: bool = False) -> str:
-    node = _node_at(root, loc, key=key)
-    return f"line {node.start_mark.line + 1}: " if node is not None else ""
-
-
 def _describe(error: dict[str, Any], root: yaml.Node | None) -> str:
     raw: tuple[int | str, ...] = tuple(error["loc"])
     loc = _clean_loc(raw)
-    where, path = _line(root, loc), _path(loc) or "recipe"
+    where, path = line_of(root, loc), loc_path(loc) or "recipe"
     if error["type"] == "extra_forbidden":
-        where = _line(root, loc, key=True)
+        where = line_of(root, loc, key=True)
         model = _model_at(raw[:-1])
         allowed = f"; allowed keys: {', '.join(model.model_fields)}" if model is not None else ""
         return f"{where}{path}: unknown key {loc[-1]!r}{allowed}"
@@ -248,18 +221,12 @@ def _describe(error: dict[str, Any], root: yaml.Node | None) -> str:
 
 def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     """A ``Recipe`` from YAML text; ``InvalidInput`` naming every problem with its line."""
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise InvalidInput(f"{source} is not valid YAML{line}: {exc.problem}") from exc
+    root, data = compose(text, source)
     if not isinstance(data, dict):
         raise InvalidInput(f"{source} must be a YAML mapping with a 'steps' list, got {type(data).__name__}")
     if isinstance(data.get("steps"), list):
         problems = [
-            f"{_line(root, ('steps', i))}{problem}"
+            f"{line_of(root, ('steps', i))}{problem}"
             for i, step in enumerate(data["steps"])
             if (problem := step_problem(i, step)) is not None
         ]

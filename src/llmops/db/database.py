@@ -150,7 +150,10 @@ def _row_has_nul(values: Any) -> bool:
 def _refuse_nul_characters(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _check(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        for row in parameters if executemany else (parameters,):
+        rows = parameters if executemany else (parameters,)
+        if isinstance(parameters, Mapping) or (parameters and not isinstance(parameters[0], Mapping | list | tuple)):
+            rows = (parameters,)  # a multi-row VALUES batch (insertmanyvalues) hands over one flat row
+        for row in rows:
             if not _row_has_nul(row.values() if isinstance(row, Mapping) else row or ()):
                 continue
             if isinstance(row, Mapping):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import llmops.blobs.tables
 import llmops.datasets.tables
+import llmops.monitoring.tables
 import llmops.registry.tables
 import llmops.security.tables
 import llmops.serving.deployments.tables

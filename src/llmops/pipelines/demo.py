@@ -7,7 +7,9 @@ validation loss and learning rate per step; the weights as a safetensors artifac
 so the checkpoint describes itself). It also registers the committed reference model
 (``assets/reference-lm``, trained by ``llmops train reference``) as ``reference-lm``, so that the demo has a
 real language model without retraining; content addressing makes this a no-op when it is already there.
-Later issues grow this into the whole model lifecycle.
+It deploys the reference model and MiniLM, then sends production-like traffic through the gateway with a
+planted shift in its second half (:mod:`llmops.pipelines.traffic`): the stored requests, cost by user,
+feedback turned into a dataset and the monitoring report that finds the drift.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmops.errors import AlreadyExists, NotFound
+from llmops.pipelines.traffic import TrafficResult, send_demo_traffic
 from llmops.platform import Platform
 from llmops.security.actor import Actor, local_admin
 
@@ -46,6 +49,7 @@ class DemoResult:
     admin_key: str
     reference_model: str | None = None
     deployments: list[str] = field(default_factory=list)
+    traffic: TrafficResult | None = None
 
 
 def run_demo(
@@ -55,6 +59,7 @@ def run_demo(
     steps: int = 300,
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    traffic: bool = True,
 ) -> DemoResult:
     actor = local_admin(via="demo")
     with contextlib.suppress(AlreadyExists):
@@ -66,6 +71,9 @@ def run_demo(
             train_ids.append(_train(platform, actor, parent.id, lr=lr, steps=steps, seed=seed, progress=progress))
         reference = register_reference_model(platform, actor)
         deployments = deploy_demo_models(platform, actor, reference)
+        sent = None
+        if traffic and REFERENCE_DEPLOYMENT in deployments:
+            sent = send_demo_traffic(platform, actor, deployment=REFERENCE_DEPLOYMENT, seed=seed, progress=progress)
     return DemoResult(
         pipeline_run_id=parent.id,
         train_run_ids=train_ids,
@@ -73,6 +81,7 @@ def run_demo(
         admin_key=key.key,
         reference_model=reference,
         deployments=deployments,
+        traffic=sent,
     )
 
 

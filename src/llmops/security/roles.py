@@ -48,6 +48,12 @@ class Permission(enum.StrEnum):
     datasets_write = "datasets:write"
     datasets_admin = "datasets:admin"
     inference = "inference"  # call served models (OpenAI-compatible API); keys may be scoped per deployment
+    feedback_write = "feedback:write"  # attach feedback to a served request
+    requests_read = "requests:read"  # stored requests, with their kept texts
+    costs_read = "costs:read"
+    monitoring_read = "monitoring:read"  # drift and monitoring reports
+    alerts_read = "alerts:read"
+    alerts_write = "alerts:write"  # rules, acknowledgements
 
 
 PERMISSION_ROLE: dict[Permission, Role] = {
@@ -70,6 +76,12 @@ PERMISSION_ROLE: dict[Permission, Role] = {
     Permission.datasets_write: Role.developer,
     Permission.datasets_admin: Role.admin,
     Permission.inference: Role.viewer,
+    Permission.feedback_write: Role.viewer,
+    Permission.requests_read: Role.developer,
+    Permission.costs_read: Role.developer,
+    Permission.monitoring_read: Role.developer,
+    Permission.alerts_read: Role.viewer,
+    Permission.alerts_write: Role.maintainer,
 }
 
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
+import math
 import re
+import threading
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from sqlalchemy.orm import Session
 
 from llmops.db.base import utcnow
@@ -23,12 +29,28 @@ from llmops.security.tables import ApiKey, Principal
 
 SCOPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # avoid a write on every request
+AUTH_STALE_SECONDS = 600.0  # how old a verification may be when the database is unreachable
+AUTH_CACHE_SIZE = 10_000
+log = logging.getLogger("llmops.security")
 
 
 class SecurityService:
-    def __init__(self, db: Database, audit: AuditLog) -> None:
+    """Principals, API keys and authentication.
+
+    ``authenticate`` keeps verified keys for ``auth_cache_seconds`` (by the token's SHA-256, never the token),
+    so the gateway does not ask the database on every request; revoking a key or changing a principal here
+    clears the cache at once, other replicas see it within the cache time. When the database cannot be
+    reached, a key verified within ``AUTH_STALE_SECONDS`` is still accepted (logged), so a short database
+    outage does not stop serving.
+    """
+
+    def __init__(self, db: Database, audit: AuditLog, *, auth_cache_seconds: float = 0.0) -> None:
         self.db = db
         self.audit = audit
+        self.auth_cache_seconds = auth_cache_seconds
+        # sha256 of the token -> (verified at, trusted until, key expiry; monotonic seconds) and the actor
+        self._verified: dict[str, tuple[float, float, float, Actor]] = {}
+        self._lock = threading.Lock()
 
     # principals -----------------------------------------------------------------------------------
     def create_principal(
@@ -74,7 +96,9 @@ class SecurityService:
                 principal.disabled = disabled
             if changes:
                 self.audit.append(session, actor, "principal.update", f"principal/{name}", changes)
-            return PrincipalOut.model_validate(principal)
+            out = PrincipalOut.model_validate(principal)
+        self.forget_keys()
+        return out
 
     # keys -----------------------------------------------------------------------------------------
     def create_key(
@@ -138,9 +162,44 @@ class SecurityService:
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 self.audit.append(session, actor, "key.revoke", f"principal/{owner.name}/key/{prefix}")
-            return _key_out(row, owner.name)
+            out = _key_out(row, owner.name)
+        self.forget_keys()
+        return out
 
     def authenticate(self, token: str) -> Actor:
+        if self.auth_cache_seconds <= 0:
+            return self._authenticate(token)[0]
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._verified.get(digest)
+        if hit is not None and now < hit[1]:
+            return hit[3]
+        try:
+            actor, expires_at = self._authenticate(token)
+        except (DBAPIError, SQLAlchemyTimeout) as exc:
+            if hit is not None and now - hit[0] < AUTH_STALE_SECONDS and now < hit[2]:
+                log.warning(
+                    "database unavailable (%s); accepting key %s verified %.0f s ago",
+                    type(exc).__name__,
+                    hit[3].key_prefix,
+                    now - hit[0],
+                )
+                return hit[3]
+            raise
+        expiry = math.inf if expires_at is None else now + (expires_at - utcnow()).total_seconds()
+        with self._lock:
+            if len(self._verified) >= AUTH_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[digest] = (now, min(now + self.auth_cache_seconds, expiry), expiry, actor)
+        return actor
+
+    def forget_keys(self) -> None:
+        """Drop every cached verification (after a revocation or a principal change)."""
+        with self._lock:
+            self._verified.clear()
+
+    def _authenticate(self, token: str) -> tuple[Actor, dt.datetime | None]:
         prefix = keys.parse_prefix(token)
         if prefix is None:
             raise Unauthenticated("malformed API key: expected llmops_<prefix>_<secret>")
@@ -163,7 +222,7 @@ class SecurityService:
                 row = session.get(ApiKey, key.id)
                 if row is not None:
                     row.last_used_at = now
-        return Actor(
+        actor = Actor(
             name=principal.name,
             role=Role[principal.role],
             principal_id=principal.id,
@@ -171,6 +230,7 @@ class SecurityService:
             scopes=tuple(key.scopes or ()),
             key_prefix=key.prefix,
         )
+        return actor, key.expires_at
 
     # helpers --------------------------------------------------------------------------------------
     def _principal(self, session: Session, name: str) -> Principal:

@@ -37,10 +37,11 @@ from llmops.errors import InvalidInput, LLMOpsError, QuotaExceeded, Unavailable
 from llmops.security.actor import Actor
 from llmops.serving.deployments.schemas import DeploymentOut, RouteSpec
 from llmops.serving.engines.base import GenerationChunk
-from llmops.serving.limits import BudgetGuard, RateLimiter
+from llmops.serving.limits import BudgetGuard, Ledger, RateLimiter
 from llmops.serving.metrics import EngineSample, GatewayState, ServingMetrics
+from llmops.serving.openai.schemas import ChatCompletionRequest, CompletionRequest
 from llmops.serving.pricing import request_cost
-from llmops.serving.records import NullSink, RecordSink, RequestRecord
+from llmops.serving.records import CapturedText, NullSink, RecordSink, RequestRecord
 from llmops.serving.response_cache import MAX_BYTES, CachedResponse, cache_key, cacheable
 
 log = logging.getLogger("llmops.serving")
@@ -99,11 +100,22 @@ class Tally:
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self.queue_time: float | None = None
+        self.texts: dict[int, list[str]] | None = None  # generated text per sequence, when it is kept
+
+    def keep_text(self, index: int, text: str | None) -> None:
+        if self.texts is not None and text:
+            self.texts.setdefault(index, []).append(text)
+
+    def completion_text(self) -> str | None:
+        if self.texts is None:
+            return None
+        return "\n\n".join("".join(self.texts[i]) for i in sorted(self.texts))
 
     def add(self, index: int, chunk: GenerationChunk) -> None:
         now = time.monotonic()
         if chunk.prompt_token_ids is not None and index not in self.prompt:
             self.prompt[index] = len(chunk.prompt_token_ids)
+        self.keep_text(index, chunk.text)
         if chunk.token_ids:
             if self.first_token_at is None:
                 self.first_token_at = now
@@ -117,8 +129,9 @@ class Tally:
         if chunk.finish_reason is not None:
             self.finish[index] = chunk.finish_reason
 
-    def add_delta(self, index: int, tokens: int, finish_reason: str | None = None) -> None:
+    def add_delta(self, index: int, tokens: int, finish_reason: str | None = None, text: str | None = None) -> None:
         """A relayed upstream chunk (no token ids): ``tokens`` generated tokens (an estimate until the usage)."""
+        self.keep_text(index, text)
         if tokens:
             now = time.monotonic()
             if self.first_token_at is None:
@@ -201,11 +214,14 @@ class Ticket:
         self.occupancy = 1  # sequences sharing the engine when this request was admitted (hourly pricing)
         self.cost = 0.0
         self.record: RequestRecord | None = None
+        self.body: BaseModel | None = None  # the request, for the texts a monitored deployment keeps
         self._done = False
 
     # --- what the request is ------------------------------------------------------------------------------
     def bind(self, deployment: DeploymentOut, route: RouteSpec) -> None:
         self.deployment, self.route = deployment, route
+        if deployment.spec.monitoring.capture_text and self.endpoint != "embeddings":
+            self.tally.texts = {}
 
     @property
     def subjects(self) -> dict[str, str]:
@@ -300,10 +316,25 @@ class Ticket:
             cache_hit=self.cache_hit,
             started_at=self.started_at,
             finished_at=self.started_at + (finished - self.arrival),
+            text=self._captured() if tally.texts is not None else None,
+            policy=spec.monitoring,
         )
         self.gateway.metrics.observe(self.record)
         self.gateway.sink.emit(self.record)
         return self.cost
+
+    def _captured(self) -> CapturedText:
+        prompt: str | None = None
+        messages: list[dict[str, str]] | None = None
+        body = self.body
+        if isinstance(body, ChatCompletionRequest):
+            messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+            users = [m["content"] for m in messages if m["role"] == "user"]
+            prompt = users[-1] if users else messages[-1]["content"]
+        elif isinstance(body, CompletionRequest):
+            texts = [p for p in body.prompts() if isinstance(p, str)]
+            prompt = "\n\n".join(texts) if texts else None  # token-id prompts are not kept as text
+        return CapturedText(prompt=prompt, messages=messages, completion=self.tally.completion_text())
 
 
 class Gateway:
@@ -317,10 +348,11 @@ class Gateway:
         metrics: ServingMetrics | None = None,
         cache_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
     ) -> None:
         self.counters: Counters = counters if counters is not None else MemoryCounters()
         self.limiter = RateLimiter(self.counters, clock=clock)
-        self.budgets = BudgetGuard(self.counters, clock=clock)
+        self.budgets = BudgetGuard(self.counters, clock=clock, ledger=ledger)
         self.sink: RecordSink = sink if sink is not None else NullSink()
         self.metrics = metrics or ServingMetrics()
         self.cache_ttl = cache_ttl
@@ -521,6 +553,7 @@ class Gateway:
             counters_fallbacks=fallbacks if isinstance(fallbacks, int) else None,
             records_dropped=int(getattr(self.sink, "dropped", 0)),
             records_pending=int(getattr(self.sink, "pending", 0)),
+            records_failed=dict(getattr(self.sink, "failed_by", {})),
             in_flight=self.in_flight,
             draining=self.draining,
         )

@@ -12,7 +12,11 @@ a window boundary; sliding windows would need a sorted set per subject, and the 
 operators expect from "per minute".
 
 Budgets accumulate cost in micro-units per period (UTC day, ISO week or month) for the key, the user or the
-whole deployment, and refuse new requests once the amount is spent.
+whole deployment, and refuse new requests once the amount is spent. The counters are the fast path; the
+request store's cost rollups are the ledger: when a process first meets a budget whose counter is empty (a
+restarted gateway with in-process counters, a flushed Redis), it seeds the counter with what the rollups say
+was spent this period. Two replicas seeding the same empty key at once would both add the ledger amount —
+the budget then refuses early, never late.
 """
 
 from __future__ import annotations
@@ -88,10 +92,41 @@ class RateLimiter:
             self.counters.incr(key, -1, ttl_seconds=2 * WINDOW_SECONDS)
 
 
+Ledger = Callable[[str, str, str | None, str, str], float]
+"""``(deployment, per, subject, first day YYYY-MM-DD, currency) -> amount spent`` (the cost rollups)."""
+
+
 class BudgetGuard:
-    def __init__(self, counters: Counters, *, clock: Clock = time.time) -> None:
+    def __init__(self, counters: Counters, *, clock: Clock = time.time, ledger: Ledger | None = None) -> None:
         self.counters = counters
         self.clock = clock
+        self.ledger = ledger
+        self._seeded: set[str] = set()
+
+    def _first_day(self, budget: Budget) -> str:
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        if budget.period == "day":
+            start = now
+        elif budget.period == "week":
+            start = now - dt.timedelta(days=now.weekday())
+        else:
+            start = now.replace(day=1)
+        return start.strftime("%Y-%m-%d")
+
+    def _seed(self, key: str, deployment: str, subjects: Mapping[str, str], budget: Budget) -> None:
+        """Fill an empty counter from the ledger once per process and key (see the module docstring)."""
+        if self.ledger is None or key in self._seeded:
+            return
+        if self.counters.get(key) == 0:
+            subject = None if budget.per == "deployment" else subjects.get(budget.per)
+            try:
+                spent = self.ledger(deployment, budget.per, subject, self._first_day(budget), budget.currency)
+            except Exception:
+                return  # the ledger is unavailable: try again on the next request
+            if spent > 0:
+                _, remaining = self._period(budget)
+                self.counters.incr(key, to_micros(spent), ttl_seconds=remaining + 86400)
+        self._seeded.add(key)
 
     def _period(self, budget: Budget) -> tuple[str, float]:
         """The period's label and the seconds until it ends (UTC)."""
@@ -119,6 +154,7 @@ class BudgetGuard:
         key = self._subject_key(deployment, subjects, budget)
         if key is None:
             return
+        self._seed(key, deployment, subjects, budget)
         spent = self.counters.get(key) / MICROS
         if spent >= budget.amount:
             _, remaining = self._period(budget)

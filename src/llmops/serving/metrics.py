@@ -53,6 +53,7 @@ class GatewayState:
     counters_fallbacks: int | None
     records_dropped: int
     records_pending: int
+    records_failed: dict[str, int]
     in_flight: int
     draining: bool
 
@@ -206,6 +207,14 @@ class _StateCollector:
                 value=state.records_dropped,
             )
         )
+        failed = CounterMetricFamily(
+            "llmops_records_failed",
+            "Request records lost because a writer failed (for example the database was unavailable).",
+            labels=["writer"],
+        )
+        for writer, count in sorted(state.records_failed.items()):
+            failed.add_metric([writer], count)
+        out.append(failed)
         out.append(
             GaugeMetricFamily(
                 "llmops_records_pending", "Request records waiting for the writers.", value=state.records_pending

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from llmops.serving.deployments.schemas import Monitoring
+
 log = logging.getLogger("llmops.serving")
 request_log = logging.getLogger("llmops.requests")
 
@@ -68,15 +70,29 @@ class RequestRecord:
     cache_hit: bool
     started_at: float
     finished_at: float
+    # Kept only when the deployment's monitoring policy says so; never logged (see ``to_dict``).
+    text: CapturedText | None = None
+    policy: Monitoring | None = None
 
     @property
     def shadow(self) -> bool:
         return self.mode == "shadow"
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        """The record's numbers and names as JSON-able values, without the captured texts."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("text", "policy")}
         out["shadow"] = self.shadow
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedText:
+    """What was asked and answered: the prompt (for chat, the last user message), the chat messages, and the
+    completion (choices joined by a blank line)."""
+
+    prompt: str | None
+    messages: list[dict[str, str]] | None
+    completion: str | None
 
 
 @runtime_checkable
@@ -140,6 +156,8 @@ class BufferedSink:
         self.written = 0
         self.dropped = 0
         self.failed = 0
+        self.failed_by: dict[str, int] = {}  # records lost per writer (class name)
+        self._failing: dict[str, float] = {}  # writer -> when its current run of failures was last logged
         self._buffer: deque[RequestRecord] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -192,14 +210,32 @@ class BufferedSink:
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
             for writer in self.writers:
+                name = type(writer).__name__
                 try:
                     await writer.write(batch)
-                except Exception:
-                    self.failed += len(batch)
-                    log.exception(
-                        "request records: writer %s failed; %d records lost", type(writer).__name__, len(batch)
-                    )
+                except Exception as exc:
+                    self._lost(name, len(batch), exc)
+                    continue
+                if self._failing.pop(name, None) is not None:
+                    log.warning("request records: writer %s works again; writing resumed", name)
             self.written += len(batch)
+
+    def _lost(self, writer: str, count: int, exc: Exception) -> None:
+        """Count a failed batch; log the first failure of a run, then at most every 10 seconds."""
+        self.failed += count
+        self.failed_by[writer] = self.failed_by.get(writer, 0) + count
+        now = time.monotonic()
+        last = self._failing.get(writer)
+        if last is None or now - last >= 10.0:
+            self._failing[writer] = now
+            log.error(
+                "request records: writer %s failed (%s: %s); %d records lost so far, serving goes on and writing "
+                "resumes when it recovers",
+                writer,
+                type(exc).__name__,
+                exc,
+                self.failed_by[writer],
+            )
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -226,6 +262,7 @@ class NullSink:
 
 __all__ = [
     "BufferedSink",
+    "CapturedText",
     "LogWriter",
     "MemoryWriter",
     "NullSink",

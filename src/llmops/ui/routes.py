@@ -24,15 +24,17 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from llmops.api.deps import SESSION_COOKIE, PlatformDep, require
 from llmops.datasets.refs import parse_dataset_ref
 from llmops.errors import InvalidInput, LLMOpsError, NotFound, PermissionDenied, Unauthenticated
+from llmops.monitoring.report import report_context
 from llmops.naming import check_name
 from llmops.registry import planner
 from llmops.registry.promotion import DEFAULT_POLICY, PromotionPolicy
@@ -44,7 +46,7 @@ from llmops.security.roles import Permission
 from llmops.tracking.schemas import RunDetail
 from llmops.tracking.service import RUN_KINDS
 from llmops.ui import dataset_views, lineage
-from llmops.ui.templating import STATIC_DIR, build_environment
+from llmops.ui.templating import STATIC_DIR, build_environment, url_path
 
 __all__ = ["NAV", "STATIC_DIR", "NavItem", "router"]
 
@@ -165,6 +167,7 @@ ModelsReader = Annotated[Actor, Depends(require(Permission.models_read))]
 DatasetsReader = Annotated[Actor, Depends(require(Permission.datasets_read))]
 DeploymentsReader = Annotated[Actor, Depends(require(Permission.deployments_read))]
 DeploymentsWriter = Annotated[Actor, Depends(require(Permission.deployments_write))]
+MonitoringReader = Annotated[Actor, Depends(require(Permission.monitoring_read))]
 Filter = Annotated[str, Query(max_length=128)]
 RefQuery = Annotated[str, Query(max_length=300)]
 
@@ -724,7 +727,62 @@ async def deployment_page(request: Request, name: str, platform: PlatformDep, ac
         revisions=platform.deployments.revisions(name),
         serving=await _serving_state(request),
         can_change=actor.can(Permission.deployments_write),
+        can_monitor=actor.can(Permission.monitoring_read),
     )
+
+
+@router.get("/deployments/{name}/traffic", response_class=HTMLResponse)
+async def deployment_traffic(
+    request: Request,
+    name: str,
+    platform: PlatformDep,
+    actor: DeploymentsReader,
+    window: Annotated[str, Query(max_length=16)] = "1h",
+) -> HTMLResponse:
+    """Latency and tokens per second of the deployment's recent traffic (a fragment the page refreshes)."""
+    check_name(name, "deployment")
+    summary = await run_in_threadpool(platform.monitor.summary, name, window=window)
+    return render(request, "deployment_traffic.html", actor=actor, **report_context(summary, None))
+
+
+@router.get("/deployments/{name}/monitoring", response_class=HTMLResponse)
+async def monitoring_page(
+    request: Request,
+    name: str,
+    platform: PlatformDep,
+    actor: MonitoringReader,
+    window: Annotated[str, Query(max_length=16)] = "24h",
+    reference: Annotated[str, Query(max_length=300)] = "previous",
+    embeddings: bool = False,
+) -> HTMLResponse:
+    """The deployment's traffic (refreshed live), quality signals and drift against a reference."""
+    check_name(name, "deployment")
+    platform.deployments.get(name)
+
+    def build() -> dict[str, Any]:
+        summary = platform.monitor.summary(name, window=window)
+        drift = platform.monitor.drift(name, window=window, reference=reference, embeddings=embeddings)
+        return report_context(summary, drift)
+
+    context = await run_in_threadpool(build)
+    live = f"/deployments/{url_path(name)}/monitoring/traffic?window={quote(window)}"
+    return render(
+        request, "monitoring.html", actor=actor, window=window, reference=reference, embeddings=embeddings,
+        live_src=live, **context,
+    )  # fmt: skip
+
+
+@router.get("/deployments/{name}/monitoring/traffic", response_class=HTMLResponse)
+async def monitoring_traffic(
+    request: Request,
+    name: str,
+    platform: PlatformDep,
+    actor: MonitoringReader,
+    window: Annotated[str, Query(max_length=16)] = "24h",
+) -> HTMLResponse:
+    check_name(name, "deployment")
+    summary = await run_in_threadpool(platform.monitor.summary, name, window=window)
+    return render(request, "monitoring_traffic.html", actor=actor, **report_context(summary, None))
 
 
 @router.post("/deployments/{name}/promote")

@@ -33,9 +33,16 @@ def parse_options(values: list[str]) -> dict[str, OptionValue]:
 
 
 def _policies(
-    require_signature: bool | None, trusted_key: list[str], rpm: int | None, tpm: int | None, cache: bool | None
+    require_signature: bool | None,
+    trusted_key: list[str],
+    rpm: int | None,
+    tpm: int | None,
+    cache: bool | None,
+    monitoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     policies: dict[str, Any] = {}
+    if monitoring:
+        policies["monitoring"] = monitoring
     if require_signature is not None:
         policies["require_signature"] = require_signature
     if trusted_key:
@@ -64,6 +71,16 @@ def deploy_command(
     rpm: int | None = typer.Option(None, "--rpm", help="Requests per minute per key and per user."),
     tpm: int | None = typer.Option(None, "--tpm", help="Tokens per minute per key and per user."),
     cache: bool | None = typer.Option(None, "--response-cache/--no-response-cache", help="Exact-match cache."),
+    capture_text: bool | None = typer.Option(
+        None, "--capture-text/--no-capture-text", help="Keep prompts and completions for drift and feedback."
+    ),
+    retention_days: int | None = typer.Option(None, "--retention-days", help="Days kept texts live (default 30)."),
+    redact_pii: bool | None = typer.Option(
+        None, "--redact-pii/--keep-pii", help="Redact PII in kept texts before storing them (default on)."
+    ),
+    latency_objective_ms: float | None = typer.Option(
+        None, "--latency-objective-ms", help="End-to-end latency objective; slower requests are flagged."
+    ),
     description: str | None = typer.Option(None),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the revision and the audit log)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -72,7 +89,17 @@ def deploy_command(
     deployments = state(ctx).platform().deployments
     actor = state(ctx).actor
     options = parse_options(option)
-    policies = _policies(require_signature, trusted_key, rpm, tpm, cache)
+    monitoring = {
+        k: v
+        for k, v in {
+            "capture_text": capture_text,
+            "retention_days": retention_days,
+            "redact_pii": redact_pii,
+            "latency_objective_ms": latency_objective_ms,
+        }.items()
+        if v is not None
+    }
+    policies = _policies(require_signature, trusted_key, rpm, tpm, cache, monitoring)
     if model is None and canary is None and shadow is None and not policies:
         raise InvalidInput("nothing to do: give --model (primary), --canary, --shadow or a policy option")
     out: DeploymentOut | None = None
@@ -190,6 +217,11 @@ def _print_deployment(d: DeploymentOut) -> None:
         policy.append(f"limits: {limit.requests_per_minute or '∞'} req/min, {limit.tokens_per_minute or '∞'} tok/min")
     if spec.response_cache:
         policy.append("response cache on")
+    if spec.monitoring.capture_text:
+        kept = "PII redacted" if spec.monitoring.redact_pii else "PII kept"
+        policy.append(f"texts kept {spec.monitoring.retention_days} days ({kept})")
+    if spec.monitoring.latency_objective_ms:
+        policy.append(f"latency objective {spec.monitoring.latency_objective_ms:g} ms")
     text = "; ".join(p for p in policy if p)
     if text:
         console.print(text)

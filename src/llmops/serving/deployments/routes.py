@@ -33,6 +33,15 @@ Reason = Annotated[str | None, Field(max_length=2000)]
 ModelRef = Annotated[str, Field(min_length=1, max_length=300)]
 
 
+class MonitoringPatch(Strict):
+    """Monitoring policy fields to change; a field left out keeps its current value."""
+
+    capture_text: bool | None = None
+    retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    redact_pii: bool | None = None
+    latency_objective_ms: Annotated[float, Field(gt=0)] | None = None
+
+
 class Policies(Strict):
     """Deployment policies; a field left out keeps its current value."""
 
@@ -42,10 +51,14 @@ class Policies(Strict):
     budget: Budget | None = None
     pricing: Pricing | None = None
     response_cache: bool | None = None
+    monitoring: MonitoringPatch | None = None
     scopes: list[Annotated[str, Field(max_length=64)]] | None = None
 
     def given(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if k in self.model_fields_set}
+        out = {k: v for k, v in self.model_dump().items() if k in self.model_fields_set}
+        if self.monitoring is not None:
+            out["monitoring"] = self.monitoring.model_dump(exclude_unset=True)
+        return out
 
 
 class DeployRequest(Policies):

@@ -69,6 +69,15 @@ class Pricing(Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
 
 
+class Monitoring(Strict):
+    """What the request store keeps of this deployment's traffic (see ``llmops.monitoring``)."""
+
+    capture_text: bool = Field(default=False, description="keep prompts and completions (PII redacted) for drift")
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    redact_pii: bool = Field(default=True, description="redact PII in kept texts before they are stored")
+    latency_objective_ms: Annotated[float, Field(gt=0)] | None = None
+
+
 class DeploymentSpec(Strict):
     routes: list[RouteSpec]
     require_signature: bool = False
@@ -77,6 +86,7 @@ class DeploymentSpec(Strict):
     budget: Budget | None = None
     pricing: Pricing = Field(default_factory=Pricing)
     response_cache: bool = False
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     scopes: list[str] = Field(default_factory=list, description="key scopes allowed; empty: any key")
 
     @model_validator(mode="after")

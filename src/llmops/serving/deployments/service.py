@@ -67,7 +67,7 @@ class DeploymentService:
             row = self._find(session, name)
             base = self._spec(session, row) if row else None
             fields = base.model_dump() if base else {"routes": []}
-            fields.update(policies)
+            _merge(fields, policies)
             primary = self._route("primary", "primary", model, engine, engine_options, 100.0, _policy_view(fields))
             fields["routes"] = [primary] + [r for r in fields["routes"] if r["mode"] != "primary"]
             spec = self._validate(fields)
@@ -137,7 +137,7 @@ class DeploymentService:
             self.db.lock(session, "deployments")
             row = self._get_row(session, name)
             fields = self._spec(session, row).model_dump()
-            fields.update(policies)
+            _merge(fields, policies)
             spec = self._validate(fields)
             for r in spec.routes:  # a new signature requirement applies to the versions already routed
                 self._check_version(r, spec)
@@ -337,6 +337,17 @@ class DeploymentService:
             created_by=revision.created_by,
             current=revision.revision == row.revision,
         )
+
+
+def _merge(fields: dict[str, Any], policies: dict[str, Any]) -> None:
+    """Policies over the current spec; ``monitoring`` merges field by field (``--capture-text`` alone keeps the
+    retention), the others replace their whole value."""
+    for key, value in policies.items():
+        current = fields.get(key)
+        if key == "monitoring" and isinstance(value, dict) and isinstance(current, dict):
+            fields[key] = {**current, **value}
+        else:
+            fields[key] = value
 
 
 def _policy_view(fields: dict[str, Any]) -> DeploymentSpec | None:

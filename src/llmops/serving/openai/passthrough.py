@@ -56,8 +56,16 @@ def _int(value: Any) -> int:
 def absorb(tally: Tally, body: Mapping[str, Any]) -> None:
     """A complete upstream answer's finish reasons and usage into the request's tally."""
     for choice in body.get("choices") or ():
-        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
-            tally.add_delta(_int(choice.get("index")), 0, choice["finish_reason"])
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else choice.get("text")
+            finish = choice.get("finish_reason")
+            tally.add_delta(
+                _int(choice.get("index")),
+                0,
+                finish if isinstance(finish, str) else None,
+                text if isinstance(text, str) else None,
+            )
     usage = body.get("usage")
     if isinstance(usage, dict):
         tally.set_usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
@@ -70,7 +78,12 @@ def _observe(tally: Tally, chunk: Mapping[str, Any]) -> None:
         delta = choice.get("delta")
         text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
         finish = choice.get("finish_reason")
-        tally.add_delta(_int(choice.get("index")), 1 if text else 0, finish if isinstance(finish, str) else None)
+        tally.add_delta(
+            _int(choice.get("index")),
+            1 if text else 0,
+            finish if isinstance(finish, str) else None,
+            text if isinstance(text, str) else None,
+        )
     usage = chunk.get("usage")
     if isinstance(usage, dict):
         tally.set_usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))

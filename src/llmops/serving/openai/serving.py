@@ -486,6 +486,7 @@ class OpenAIServing:
     ) -> Served:
         """``raw`` reads the client's JSON body, which an upstream route forwards as it came."""
         ticket = self.gateway.open("completions", actor, request_id, request_user=req.user, stream=req.stream)
+        ticket.body = req
         return await self._accounted(ticket, self._completions(req, ticket, raw))
 
     async def _completions(self, req: CompletionRequest, ticket: Ticket, raw: RawBody | None = None) -> Served:
@@ -711,6 +712,7 @@ class OpenAIServing:
         self, req: ChatCompletionRequest, actor: Actor, request_id: str, raw: RawBody | None = None
     ) -> Served:
         ticket = self.gateway.open("chat", actor, request_id, request_user=req.user, stream=req.stream)
+        ticket.body = req
         return await self._accounted(ticket, self._chat(req, ticket, raw))
 
     async def _chat(self, req: ChatCompletionRequest, ticket: Ticket, raw: RawBody | None = None) -> Served:

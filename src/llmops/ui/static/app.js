@@ -56,3 +56,28 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
 })();
+
+/* Live sections: an element with data-live-src is filled from that URL (an HTML fragment rendered by the
+ * server) at once and then every data-live-seconds seconds while the page is visible. */
+(function () {
+  "use strict";
+
+  function refresh(el) {
+    if (document.hidden) return;
+    fetch(el.getAttribute("data-live-src"), { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) el.innerHTML = html; })
+      .catch(function () { /* keep what is shown; the next tick retries */ });
+  }
+
+  function start() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-live-src]"), function (el) {
+      var seconds = parseFloat(el.getAttribute("data-live-seconds") || "15");
+      if (!el.hasAttribute("data-live-loaded")) refresh(el);
+      setInterval(function () { refresh(el); }, Math.max(2, seconds) * 1000);
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,159 @@
+"""The database writer of the gateway's record sink: records become stored requests, off the request path.
+
+The gateway's :class:`~llmops.serving.records.BufferedSink` hands batches to :meth:`DatabaseWriter.write`,
+which does the work that must never slow a response — quality signals, PII redaction of kept texts,
+the insert — in a worker thread. When the database is unavailable the insert raises, the sink counts the
+batch as lost (``llmops_records_failed_total{writer="DatabaseWriter"}``, and a log line at most every ten
+seconds) and serving goes on; the next batch tries again, so writing resumes by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from llmops.datasets.transforms.pii import redact_text
+from llmops.monitoring.quality import assess
+from llmops.monitoring.store import PreparedRequest, RequestStore
+from llmops.serving.records import RequestRecord
+
+MICROS = 1_000_000
+Assessor = Callable[[RequestRecord], dict[str, Any]]
+
+
+def _clean(text: str | None) -> str | None:
+    # The database refuses NUL characters in text; a prompt may carry them.
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
+def basic_signals(record: RequestRecord) -> dict[str, Any]:
+    """The signals every request has, text kept or not: empty output, truncation, latency objective."""
+    generated = record.endpoint != "embeddings" and record.status < 400
+    objective = record.policy.latency_objective_ms if record.policy else None
+    return {
+        "empty": generated and record.completion_tokens == 0,
+        "truncated": generated and "length" in (record.finish_reason or "").split(","),
+        "slow": None if objective is None else record.latency * 1000 > objective,
+    }
+
+
+def assess_text(record: RequestRecord) -> dict[str, Any]:
+    """Text-based quality signals of a record that kept its texts (:func:`llmops.monitoring.quality.assess`):
+    the four flags the store indexes, plus the scores and matched terms kept with the row."""
+    text = record.text
+    if text is None:
+        return {}
+    signals = assess(text.prompt or "", text.completion or "", finish_reason=record.finish_reason)
+    return {
+        "repetitive": signals.repetitive,
+        "refusal": signals.refusal,
+        "pii_output": signals.pii_count > 0,
+        "toxic": signals.toxic,
+        "repetition": signals.repetition,
+        "toxicity": signals.toxicity,
+        **({"pii_types": signals.pii_types} if signals.pii_types else {}),
+        **({"toxic_terms": signals.toxic_terms} if signals.toxic_terms else {}),
+    }
+
+
+class DatabaseWriter:
+    """Stores batches of records in a :class:`RequestStore` (see the module docstring).
+
+    ``assess`` adds the text-based quality signals (repetition, refusal, PII, toxicity) for records that kept
+    their texts; by default :func:`llmops.monitoring.quality.assess_record`.
+    """
+
+    def __init__(self, store: RequestStore, *, assess: Assessor | None = None) -> None:
+        self.store = store
+        self.assess = assess or assess_text
+        self.stored = 0
+
+    async def write(self, records: Sequence[RequestRecord]) -> None:
+        await asyncio.to_thread(self.write_now, records)
+
+    def write_now(self, records: Sequence[RequestRecord]) -> int:
+        stored = self.store.write([self.prepare(r) for r in records])
+        self.stored += stored
+        return stored
+
+    def prepare(self, record: RequestRecord) -> PreparedRequest:
+        signals = basic_signals(record)
+        extra: dict[str, Any] = {}
+        text_row: dict[str, Any] | None = None
+        started = dt.datetime.fromtimestamp(record.started_at, dt.UTC)
+        if record.text is not None:
+            extra = self.assess(record)
+            for name in ("repetitive", "refusal", "pii_output", "toxic"):
+                signals[name] = bool(extra.pop(name, False))
+            policy = record.policy
+            redact = policy.redact_pii if policy else True
+            retention = policy.retention_days if policy else 30
+            prompt, completion = _clean(record.text.prompt), _clean(record.text.completion)
+            messages = (
+                [{k: _clean(v) for k, v in m.items()} for m in record.text.messages] if record.text.messages else None
+            )
+            counts: dict[str, int] = {}
+            if redact:
+                prompt, completion, messages, counts = _redact(prompt, completion, messages)
+            text_row = {
+                "prompt": prompt,
+                "messages": messages,
+                "completion": completion,
+                "redactions": counts or None,
+                "expires_at": started + dt.timedelta(days=retention),
+            }
+        row = {
+            "request_id": record.request_id,
+            "deployment": record.deployment,
+            "endpoint": record.endpoint,
+            "route": record.route,
+            "version": record.version,
+            "revision": record.revision,
+            "mode": record.mode,
+            "key_prefix": record.key_prefix,
+            "user": record.user,
+            "request_user": _clean(record.request_user[:256]) if record.request_user else None,
+            "stream": record.stream,
+            "status": record.status,
+            "error": record.error,
+            "finish_reason": record.finish_reason,
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "queue_time": record.queue_time,
+            "ttft": record.time_to_first_token,
+            "tpot": record.time_per_output_token,
+            "latency": record.latency,
+            "cost_micros": round(record.cost * MICROS),
+            "currency": record.currency,
+            "cache_hit": record.cache_hit,
+            "started_at": started,
+            "finished_at": dt.datetime.fromtimestamp(record.finished_at, dt.UTC),
+            **{k: signals.get(k) for k in ("empty", "truncated", "slow", "repetitive", "refusal", "pii_output")},
+            "toxic": signals.get("toxic"),
+            "signals": extra or None,
+        }
+        return PreparedRequest(row=row, text=text_row)
+
+
+def _redact(
+    prompt: str | None, completion: str | None, messages: list[dict[str, Any]] | None
+) -> tuple[str | None, str | None, list[dict[str, Any]] | None, dict[str, int]]:
+    counts: dict[str, int] = {}
+
+    def scrub(text: Any) -> Any:
+        if not isinstance(text, str) or not text:
+            return text
+        clean, found = redact_text(text)
+        for kind, n in found.items():
+            counts[kind] = counts.get(kind, 0) + n
+        return clean
+
+    if messages is not None:
+        messages = [{**m, "content": scrub(m.get("content"))} for m in messages]
+        prompt = redact_text(prompt)[0] if prompt else prompt  # one of the messages: counted there
+    else:
+        prompt = scrub(prompt)
+    completion = scrub(completion)
+    return prompt, completion, messages, counts
