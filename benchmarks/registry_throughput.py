@@ -9,8 +9,8 @@ An import is much more than a copy. ``RegistryService.import_model`` scans the d
 safetensors header, SHA-256-hashes every file, BLAKE3-hashes every tensor, estimates whether zstd pays from a
 1 MiB sample, stores each new tensor (zstd-compressed, XOR delta, or raw) as a blob that is fsynced before it
 is published, and records the version in one database transaction. An export (``RegistryService.pull``)
-decodes every tensor, verifies its BLAKE3 digest and each rebuilt file's SHA-256, fsyncs each file and
-renames the directory into place.
+decodes every tensor (raw ones by kernel copy), verifies its BLAKE3 digest (the file SHA-256 is not
+recomputed: the verified pieces determine every byte), fsyncs each file and renames the directory into place.
 
 The model is generated, not trained: a Llama-shaped directory (``config.json``, ``generation_config.json``,
 ``model-0000i-of-0000n.safetensors`` shards of at most ``--shard-mib`` and ``model.safetensors.index.json``)
@@ -32,6 +32,14 @@ be dropped (root): ``cold`` (``sync; echo 3 > /proc/sys/vm/drop_caches`` before 
                created untimed). A re-import into the same store would be a no-op.
 ``export``     ``platform.registry.pull(ref, DST)`` into a fresh directory.
 
+Each operation also records its CPU seconds (``getrusage`` of this process and its children, before and
+after): on a machine shared with CPU-heavy jobs the wall-clock rates swing by 2x between repetitions, the
+CPU cost much less. Two floors are measured once per run, untimed by the comparison: the disk alone
+(``disk``: ``dd`` of 1200 MiB of zeros with ``conv=fsync`` and with ``oflag=direct``) and the hashes an
+import must compute over every byte (``hash_floor``: SHA-256, and BLAKE3 on one thread and on all cores,
+over the model in the page cache). An import records every file's SHA-256, and one file's SHA-256 is
+sequential, so on a CPU without SHA extensions its single-core speed bounds the import's rate.
+
 Peak memory: the import and the export of the 1 GiB model, and the import of a ``--rss-size-mib`` (default
 2048) model, each run once more in a child process that reports its ``VmHWM`` (peak resident set, from
 ``/proc/self/status``; it starts afresh at ``exec``). ``getrusage().ru_maxrss`` is not the measure: on Linux
@@ -49,6 +57,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -278,6 +287,7 @@ def measure(work: Path, src: Path, size: int, repeat: int, cold: bool) -> dict[s
 
     admin = local_admin(via="cli")
     times: dict[str, list[float]] = {k: [] for k in ("cp", "cp_sync", "import", "export")}
+    cpu: dict[str, list[float]] = {k: [] for k in times}  # CPU seconds of this process and its children
     dst = work / "dst"
     reports: list[dict[str, Any]] = []
 
@@ -291,9 +301,11 @@ def measure(work: Path, src: Path, size: int, repeat: int, cold: bool) -> dict[s
 
     def timed(name: str, op: Callable[[], None], warm_paths: list[Path]) -> None:
         prepare(warm_paths)
+        c0 = _cpu_seconds()
         t0 = time.perf_counter()
         op()
         times[name].append(time.perf_counter() - t0)
+        cpu[name].append(_cpu_seconds() - c0)
         os.sync()  # untimed: keep this operation's writeback out of the next one's timing
 
     def do_cp() -> None:
@@ -340,8 +352,66 @@ def measure(work: Path, src: Path, size: int, repeat: int, cold: bool) -> dict[s
             rmtree(home)
             os.sync()
     runs = {name: summarize(secs, size / 1e6) for name, secs in times.items()}
+    for name, secs in cpu.items():
+        runs[name]["cpu_seconds"] = [round(c, 2) for c in secs]
+        runs[name]["median_cpu_seconds"] = round(statistics.median(secs), 2)
     runs["import_report"] = reports[0]
     return runs
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def hash_floor(src: Path) -> dict[str, Any]:
+    """Single-thread speed of the hashes an import must compute over every byte, over the model in memory.
+
+    An import records each file's SHA-256 (one file's SHA-256 is sequential) and each tensor's BLAKE3; on a CPU
+    without SHA extensions SHA-256 alone bounds the import's throughput whatever the disk does.
+    """
+    import hashlib
+
+    from blake3 import blake3
+
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for p in files)
+    read_through(src)
+    out: dict[str, Any] = {"bytes": total}
+    for name, new in (
+        ("sha256", hashlib.sha256),
+        ("blake3_1_thread", lambda: blake3(max_threads=1)),
+        ("blake3_auto", lambda: blake3(max_threads=blake3.AUTO)),
+    ):
+        buf = bytearray(8 * MIB)
+        c0, t0 = time.process_time(), time.perf_counter()
+        for p in files:
+            h = new()
+            with open(p, "rb", buffering=0) as fh:
+                while n := fh.readinto(buf):
+                    h.update(memoryview(buf)[:n])
+            h.hexdigest()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out[name] = {"MBps": round(total / 1e6 / wall, 1), "cpu_seconds": round(cpu, 2), "seconds": round(wall, 2)}
+    return out
+
+
+def disk_write(work: Path, mib: int = 1200) -> dict[str, Any]:
+    """The disk alone: ``dd`` of zeros with ``conv=fsync`` (through the page cache) and ``oflag=direct``."""
+    out: dict[str, Any] = {"bytes": mib * MIB}
+    target = work / "dd.bin"
+    for name, flag in (("dd_conv_fsync", "conv=fsync"), ("dd_oflag_direct", "oflag=direct")):
+        os.sync()
+        t0 = time.perf_counter()
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={target}", "bs=8M", f"count={mib // 8}", flag],
+            check=True,
+            capture_output=True,
+        )
+        out[name] = round(mib * MIB / 1e6 / (time.perf_counter() - t0), 1)
+        target.unlink()
+    return out
 
 
 def ratios(r: dict[str, Any], stat: str = "median_rate") -> dict[str, float]:
@@ -400,13 +470,20 @@ def main(argv: list[str] | None = None) -> int:
         result["model"] = make_model_dir(src, args.size_mib * MIB, dtype=args.dtype, shard_bytes=args.shard_mib * MIB)
         size = tree_bytes(src)
         print(f"model: {result['model']}", flush=True)
+        result["disk"] = disk_write(work)
+        result["hash_floor"] = hash_floor(src)
+        print(f"disk: {result['disk']}\nhash floor: {result['hash_floor']}", flush=True)
         local: dict[str, Any] = {}
         for mode in modes:
             print(f"{mode} cache ...", flush=True)
             runs = measure(work, src, size, args.repeat, cold=(mode == "cold"))
             local[mode] = {**runs, "ratios": ratios(runs), "ratios_best": ratios(runs, "best_rate")}
             for name in ("cp", "cp_sync", "import", "export"):
-                print(f"  {name:8s} {runs[name]['median_rate']:8.1f} MB/s  {runs[name]['rates']}", flush=True)
+                print(
+                    f"  {name:8s} {runs[name]['median_rate']:8.1f} MB/s  {runs[name]['rates']}"
+                    f"  CPU {runs[name]['median_cpu_seconds']} s",
+                    flush=True,
+                )
             print(f"  ratios (medians) {local[mode]['ratios']}", flush=True)
             print(f"  ratios (best)    {local[mode]['ratios_best']}", flush=True)
         result["runs"] = local

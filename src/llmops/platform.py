@@ -105,8 +105,8 @@ class Platform:
         )
         self.requests = RequestStore(self.db)
         self.feedback = FeedbackService(self.db, self.requests, self.audit, self.tracking, self.datasets)
-        self.alerts = AlertService(self.db, self.requests, self.audit)
         self.monitor = MonitorService(self.requests, self.datasets)
+        self.alerts = AlertService(self.db, self.requests, self.audit, drift=self.monitor.drift)
 
     def start_run(
         self,

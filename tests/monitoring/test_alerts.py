@@ -170,3 +170,34 @@ def test_alerts_cli(embedded_platform: Platform, tmp_path: Path, monkeypatch: py
     failed = runner.invoke(cli, ["alerts", "apply", str(broken)])
     assert failed.exit_code == 1 and "line 2" in failed.output and "unknown metric 'nope'" in failed.output
     assert [r.name for r in embedded_platform.alerts.rules()] == ["busy"]  # a broken file changes nothing
+
+
+def test_a_rule_on_a_drift_descriptor(platform: Platform, admin: Actor) -> None:
+    from tests.monitoring.conftest import make_window
+
+    now = dt.datetime.now(dt.UTC)
+    writer = DatabaseWriter(platform.requests)
+    for hours_ago, shift, seed in ((2, "no_shift", 1), (1, "new_language", 2)):
+        window = make_window(shift, 150, seed)
+        start = (now - dt.timedelta(hours=hours_ago)).timestamp()
+        writer.write_now(
+            [
+                record(started_at=start + i * 20, prompt=p, completion=c)
+                for i, (p, c) in enumerate(zip(window.prompts, window.completions, strict=True))
+            ]
+        )
+    rules = parse_rules(
+        "rules:\n  - {name: language-shift, deployment: lm, metric: drift, descriptor: prompts.language,\n"
+        "     statistic: drift, window: 1h, threshold: 0.5, min_requests: 30}\n"
+        "  - {name: topic-shift, deployment: lm, metric: drift, descriptor: prompts.classifier,\n"
+        "     statistic: auc, window: 1h, threshold: 0.99, min_requests: 30}\n"
+    )
+    platform.alerts.apply_rules(admin, rules)
+    results = {r.rule: r for r in platform.alerts.evaluate(now)}
+    assert results["language-shift"].status == "firing" and results["language-shift"].value == 1.0
+    auc = results["topic-shift"].value
+    assert auc is not None and 0.5 < auc <= 1.0
+    [event] = [e for e in platform.alerts.events() if e.rule == "language-shift"]
+    assert "drift drift of prompts.language against previous" in event.message
+    with pytest.raises(InvalidInput, match="metric drift needs a descriptor"):
+        parse_rules("rules:\n  - {name: d, metric: drift, threshold: 0.2}\n")

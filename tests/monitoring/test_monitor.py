@@ -63,6 +63,10 @@ def test_planted_language_shift_is_found_against_the_previous_window(shifted: Pl
     assert drift.status == "ok" and drift.drift
     assert any("language" in name for name in drift.drifted), drift.drifted
     assert drift.prompts.reference_rows == 300 and drift.prompts.current_rows == 300
+    length = next(c for c in drift.prompts.numeric if c.name == "length_tokens")
+    assert len(length.bin_edges) == 13 and len(length.reference_histogram) == 12
+    assert sum(length.reference_histogram) == pytest.approx(1.0, abs=1e-4)
+    assert sum(length.current_histogram) == pytest.approx(1.0, abs=1e-4)
     steady = shifted.monitor.drift("chat", window="24h", now=NOW - dt.timedelta(hours=24))
     assert steady.status == "not_enough_data"  # nothing before the first window
 

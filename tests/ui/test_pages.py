@@ -227,6 +227,9 @@ def test_every_ui_route_declares_its_permission() -> None:
         "/deployments/{name}": Permission.deployments_read,
         "/deployments/{name}/promote": Permission.deployments_write,
         "/deployments/{name}/rollback": Permission.deployments_write,
+        "/deployments/{name}/traffic": Permission.deployments_read,
+        "/deployments/{name}/monitoring": Permission.monitoring_read,
+        "/deployments/{name}/monitoring/traffic": Permission.monitoring_read,
     }
     ui_routes = [r for r in router.routes if isinstance(r, APIRoute)]
     assert ui_routes

@@ -177,8 +177,13 @@ class LocalBlobStore:
             raise Unavailable(f"blob store {self.url} is not a writable directory")
 
 
-def copy_verified(src_path: Path, dst_fd: int, digest: str, *, what: str) -> int:
+def copy_verified(src_path: Path, dst_fd: int, digest: str, *, what: str, writeback: bool = True) -> int:
     """Append a stored blob to ``dst_fd`` (kernel copy) while checking its digest from memory in parallel.
+
+    The copy goes in ``CHUNK_SIZE`` steps; with ``writeback`` each is followed by ``sync_file_range(WRITE)``
+    on what it wrote: the disk writes the output while the next bytes are read, so a caller's final fsync
+    has little left (a durable export of the 1.23 GB benchmark model, cold cache: 95 -> 136 MB/s, median of
+    7 interleaved pairs). A caller that will not fsync soon may pass ``writeback=False``.
 
     Raises ``DataCorrupted`` naming ``what`` on a mismatch; the caller discards the partial output.
     """
@@ -189,18 +194,23 @@ def copy_verified(src_path: Path, dst_fd: int, digest: str, *, what: str) -> int
     with src, ThreadPoolExecutor(max_workers=1) as pool:
         size = os.fstat(src.fileno()).st_size
         hashed = pool.submit(_hash_file, src_path)
+        start = os.lseek(dst_fd, 0, os.SEEK_CUR)
         copied = 0
         try:
             while copied < size:
-                n = os.copy_file_range(src.fileno(), dst_fd, size - copied, copied)
+                n = os.copy_file_range(src.fileno(), dst_fd, min(size - copied, CHUNK_SIZE), copied)
                 if n == 0:
                     break
+                if writeback:
+                    _start_writeback(dst_fd, start + copied, n)
                 copied += n
         except OSError:  # e.g. EXDEV across filesystems on older kernels: copy through user space
             if copied:
                 raise
             while chunk := os.pread(src.fileno(), CHUNK_SIZE, copied):
                 os.write(dst_fd, chunk)
+                if writeback:
+                    _start_writeback(dst_fd, start + copied, len(chunk))
                 copied += len(chunk)
         actual = hashed.result()
     if actual != digest or copied != size:

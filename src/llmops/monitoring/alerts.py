@@ -43,12 +43,13 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 
 from llmops.db.base import utcnow
 from llmops.db.database import Database
 from llmops.errors import InvalidInput, NotFound
+from llmops.monitoring.drift import CategoricalDrift, DriftReport, NumericDrift
 from llmops.monitoring.schemas import RequestQuery, parse_duration
 from llmops.monitoring.store import RequestStore
 from llmops.monitoring.tables import AlertEvent, AlertRuleRow
@@ -77,7 +78,9 @@ METRICS: dict[str, str] = {
     "refusal_rate": "share of refusals (kept texts only)",
     "pii_output_rate": "share of answers with PII (kept texts only)",
     "toxic_rate": "share of answers matching the toxicity lexicon (kept texts only)",
+    "drift": "a drift check of the window against `reference` (needs `descriptor`; kept texts only)",
 }
+DRIFT_STATISTICS = ("psi", "statistic", "auc", "mmd2", "drift")
 SIGNAL_RATES = {f"{s}_rate": s for s in ("empty", "truncated", "slow", "repetitive", "refusal", "pii_output", "toxic")}
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b,
@@ -133,7 +136,24 @@ class AlertRule(_Strict):
     threshold: float
     min_requests: Annotated[int, Field(ge=0)] = 10
     description: str | None = None
+    descriptor: Annotated[str, Field(pattern=r"^(prompts|completions)\.[a-z_]+$")] | None = Field(
+        default=None,
+        description="for metric drift: prompts|completions . a descriptor (length_tokens, language, ...), "
+        "classifier or embedding",
+    )
+    statistic: Literal["psi", "statistic", "auc", "mmd2", "drift"] = Field(
+        default="psi", description="for metric drift: which number of the check (drift: 1 if it alarmed, else 0)"
+    )
+    reference: str = Field(default="previous", description="for metric drift: previous, 7d or dataset:NAME:V")
     actions: list[Action] = Field(default_factory=_default_actions)
+
+    @model_validator(mode="after")
+    def _drift(self) -> AlertRule:
+        if self.metric == "drift" and self.descriptor is None:
+            raise ValueError("metric drift needs a descriptor, e.g. prompts.language or prompts.classifier")
+        if self.metric != "drift" and self.descriptor is not None:
+            raise ValueError("descriptor applies to metric drift only")
+        return self
 
     @field_validator("metric")
     @classmethod
@@ -197,10 +217,42 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def window_metric(store: RequestStore, rule: AlertRule, now: dt.datetime) -> tuple[float | None, int]:
+DriftFn = Callable[..., DriftReport]
+
+
+def drift_value(report: DriftReport, descriptor: str, statistic: str) -> float | None:
+    """One number of a drift report: ``prompts.language`` + ``psi``, ``prompts.classifier`` + ``auc``, ...;
+    None when that check had not enough data or has no such number."""
+    field_name, check_name = descriptor.split(".", 1)
+    field = report.prompts if field_name == "prompts" else report.completions
+    check: Any
+    if check_name == "classifier":
+        check = field.classifier
+    elif check_name == "embedding":
+        check = field.embedding
+    else:
+        named: list[NumericDrift | CategoricalDrift] = [*field.numeric, *field.categorical]
+        check = next((c for c in named if c.name == check_name), None)
+    if check is None or check.status != "ok":
+        return None
+    if statistic == "drift":
+        return 1.0 if check.drift else 0.0
+    value = getattr(check, statistic, None)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def window_metric(
+    store: RequestStore, rule: AlertRule, now: dt.datetime, drift: DriftFn | None = None
+) -> tuple[float | None, int]:
     """The rule's metric over its window and the window's request count (``None`` when nothing to measure)."""
     query = RequestQuery(deployment=rule.deployment, since=now - parse_duration(rule.window), until=now)
     metric = rule.metric
+    if metric == "drift":
+        n = store.count(query)
+        if drift is None or rule.deployment is None or rule.descriptor is None or n == 0:
+            return None, n
+        report = drift(rule.deployment, window=rule.window, reference=rule.reference, now=now)
+        return drift_value(report, rule.descriptor, rule.statistic), n
     columns = ["status", "latency", "ttft", "tpot", "cost_micros", "prompt_tokens", "completion_tokens"]
     signal = SIGNAL_RATES.get(metric)
     if signal is not None:
@@ -234,10 +286,13 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class AlertService:
-    def __init__(self, db: Database, store: RequestStore, audit: AuditLog) -> None:
+    """Rules, events and evaluation; ``drift`` (``MonitorService.drift``) serves rules on metric ``drift``."""
+
+    def __init__(self, db: Database, store: RequestStore, audit: AuditLog, *, drift: DriftFn | None = None) -> None:
         self.db = db
         self.store = store
         self.audit = audit
+        self.drift = drift
 
     # --- rules ----------------------------------------------------------------------------------------------
     def apply_rules(self, actor: Actor, rules: RuleSet, *, prune: bool = True) -> list[AlertRule]:
@@ -290,7 +345,7 @@ class AlertService:
             self.db.lock(session, "alerts")
             rules = [AlertRule.model_validate(r.spec) for r in session.scalars(select(AlertRuleRow))]
             for rule in rules:
-                value, n = window_metric(self.store, rule, now)
+                value, n = window_metric(self.store, rule, now, self.drift)
                 open_event = session.scalar(
                     select(AlertEvent).where(AlertEvent.rule == rule.name, AlertEvent.state == "firing")
                 )
@@ -309,7 +364,7 @@ class AlertService:
                         value=value,
                         threshold=rule.threshold,
                         message=(
-                            f"{rule.metric} of {rule.deployment or 'all deployments'} over {rule.window} is "
+                            f"{_what(rule)} of {rule.deployment or 'all deployments'} over {rule.window} is "
                             f"{value:.6g} ({rule.op} {rule.threshold:g}; {n} requests)"
                         ),
                         details={"metric": rule.metric, "window": rule.window, "requests": n, "op": rule.op},
@@ -354,6 +409,12 @@ class AlertService:
                 log.warning("alert %s: %s action failed: %s", rule.name, action.type, exc)
                 out.append({"type": action.type, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return out
+
+
+def _what(rule: AlertRule) -> str:
+    if rule.metric == "drift":
+        return f"drift {rule.statistic} of {rule.descriptor} against {rule.reference}"
+    return rule.metric
 
 
 def _payload(event: AlertEvent) -> dict[str, Any]:

@@ -305,8 +305,7 @@ def monitor_report(
 
     platform = state(ctx).platform()
     platform.deployments.get(deployment)
-    summary = platform.monitor.summary(deployment, window=window)
-    drift = platform.monitor.drift(
+    summary, drift = platform.monitor.view(
         deployment, window=window, reference=reference, embeddings=embeddings, perplexity=perplexity
     )
     out.write_text(render_report(summary, drift), encoding="utf-8")

@@ -141,6 +141,9 @@ class NumericDrift(_Check):
     reference_mean: float | None = None
     current_mean: float | None = None
     note: str | None = None
+    bin_edges: list[float] = Field(default_factory=list, description="shared equal-width bins, for charts")
+    reference_histogram: list[float] = Field(default_factory=list, description="share of reference rows per bin")
+    current_histogram: list[float] = Field(default_factory=list, description="share of current rows per bin")
 
 
 class CategoricalDrift(_Check):
@@ -259,6 +262,24 @@ def _too_few(what: str, n_ref: int, n_cur: int, need: int) -> str | None:
     return f"{what}: reference has {n_ref} rows and current {n_cur}; each needs at least {need}"
 
 
+def histograms(ref: np.ndarray, cur: np.ndarray, bins: int = 12) -> tuple[list[float], list[float], list[float]]:
+    """Shares of each window in equal-width bins spanning both windows' 1st to 99th percentiles (the tails go
+    to the outer bins), so two distributions can be drawn on one axis."""
+    both = np.concatenate([ref, cur])
+    lo, hi = (float(v) for v in np.percentile(both, [1, 99]))
+    if not hi > lo:
+        lo, hi = float(both.min()), float(both.max())
+    if not hi > lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+
+    def shares(values: np.ndarray) -> list[float]:
+        counts = np.histogram(np.clip(values, lo, hi), bins=edges)[0]
+        return [round(float(c) / max(1, len(values)), 6) for c in counts]
+
+    return [round(float(e), 6) for e in edges], shares(ref), shares(cur)
+
+
 def compare_numeric(name: str, ref: np.ndarray, cur: np.ndarray, config: DriftConfig) -> NumericDrift:
     """KS (p < alpha) below ``large_sample_rows`` in either window, else W1/std > threshold; plus PSI."""
     from scipy import stats
@@ -293,7 +314,11 @@ def compare_numeric(name: str, ref: np.ndarray, cur: np.ndarray, config: DriftCo
     if min(len(ref), len(cur)) >= config.psi_min_rows:
         psi = _f(psi_numeric(ref, cur, config.psi_bins))
         level = psi_level(psi, config)
+    edges, ref_hist, cur_hist = histograms(ref, cur)
     return NumericDrift(
+        bin_edges=edges,
+        reference_histogram=ref_hist,
+        current_histogram=cur_hist,
         method=method,
         statistic=_f(statistic),
         p_value=p_value,
@@ -522,8 +547,13 @@ def domain_classifier(
     current_terms = [Term(term=str(names[j]), weight=_f(coef[j])) for j in order[::-1][:k] if coef[j] > 0]
     reference_terms = [Term(term=str(names[j]), weight=_f(coef[j])) for j in order[:k] if coef[j] < 0]
     cur_scores = scores[len(ri) :]
-    best = np.argsort(-cur_scores, kind="stable")[: config.top_examples]
-    examples = [_clip(current[ci[j]]) for j in best]
+    examples: list[str] = []
+    for j in np.argsort(-cur_scores, kind="stable"):  # the most current-like texts, each text once
+        text = _clip(current[ci[j]])
+        if text not in examples:
+            examples.append(text)
+        if len(examples) >= config.top_examples:
+            break
     return ClassifierDrift(
         current_terms=current_terms, reference_terms=reference_terms, current_examples=examples, **fields, **base
     )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from llmops.errors import InvalidInput
+from llmops.modelloading import LOAD_LOCK, serialize_loads
 
 DEFAULT_MAX_TOKENS = 128
 """Word pieces per text that the MiniLM embedder reads (the model accepts 256)."""
@@ -53,16 +54,24 @@ class MiniLMEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ModuleNotFoundError as exc:
+                raise InvalidInput(
+                    "embedding drift with MiniLM needs sentence-transformers (pip install sentence-transformers), "
+                    "or pass your own Embedder"
+                ) from exc
 
             path = self.model_dir if self.model_dir is not None else minilm_model_dir()
-            model = SentenceTransformer(
-                str(path),
-                device="cpu",
-                trust_remote_code=False,
-                local_files_only=True,
-                model_kwargs={"use_safetensors": True},
-            )
+            serialize_loads()
+            with LOAD_LOCK:  # transformers' loading is not thread-safe (see llmops.modelloading)
+                model = SentenceTransformer(
+                    str(path),
+                    device="cpu",
+                    trust_remote_code=False,
+                    local_files_only=True,
+                    model_kwargs={"use_safetensors": True},
+                )
             model.eval()
             model.max_seq_length = self.max_tokens
             self._model = model

@@ -220,6 +220,24 @@ class MonitorService:
             scorer = CausalLMPerplexity(perplexity_model) if perplexity_model else CausalLMPerplexity()
         return compare_windows(ref_window, current, config=config, embedder=embedder, perplexity=scorer)
 
+    def view(
+        self,
+        deployment: str,
+        *,
+        window: str = "24h",
+        reference: str = "previous",
+        embeddings: bool = False,
+        perplexity: bool = False,
+        now: dt.datetime | None = None,
+    ) -> tuple[Summary, DriftReport]:
+        """The summary and the drift of one window, measured at the same instant (what reports show)."""
+        now = now or dt.datetime.now(dt.UTC)
+        summary = self.summary(deployment, window=window, now=now)
+        drift = self.drift(
+            deployment, window=window, reference=reference, embeddings=embeddings, perplexity=perplexity, now=now
+        )
+        return summary, drift
+
 
 def _buckets(rows: list[tuple[Any, ...]], col: dict[str, int], since: dt.datetime, until: dt.datetime) -> list[Bucket]:
     span = (until - since).total_seconds()

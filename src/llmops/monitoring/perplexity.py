@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llmops.errors import InvalidInput
+from llmops.modelloading import LOAD_LOCK, serialize_loads
 from llmops.monitoring.descriptors import REFERENCE_MODEL_DIR
 
 
@@ -50,7 +51,9 @@ class CausalLMPerplexity:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-        model: Any = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
+        serialize_loads()
+        with LOAD_LOCK:  # transformers' loading is not thread-safe (see llmops.modelloading)
+            model: Any = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
         model.eval()
         self._model = model
         self._context = int(getattr(model.config, "max_position_embeddings", 0) or 1024)

@@ -9,6 +9,7 @@ detectors, toxicity is a :class:`~llmops.monitoring.toxicity.ToxicityClassifier`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,12 +60,14 @@ def assess(
     latency: float | None = None,
     latency_objective: float | None = None,
     toxicity: ToxicityClassifier | None = None,
+    pii: Mapping[str, int] | None = None,
 ) -> QualitySignals:
     """Quality signals of ``completion`` (the answer to ``prompt``).
 
     ``latency`` and ``latency_objective`` are in the same unit (seconds in the request store); the objective
     is breached when the latency is strictly above it. The prompt is accepted for classifiers that judge an
-    answer in context; the built-in signals look at the completion only.
+    answer in context; the built-in signals look at the completion only. ``pii``: the completion's PII counts
+    when the caller has them already (the request store redacts the completion anyway).
     """
     if not isinstance(prompt, str) or not isinstance(completion, str):
         raise InvalidInput("prompt and completion must be str; pass an empty string for a missing completion")
@@ -75,7 +78,8 @@ def assess(
     units = words(completion)
     repetition = repeated_ngram_share(units, REPETITION_NGRAM)
     ngrams = max(len(units) - REPETITION_NGRAM + 1, 0)
-    pii = pii_counts(completion) if completion else None
+    if pii is None:
+        pii = pii_counts(completion) if completion else None
     tox = (toxicity or _default_toxicity).score(completion)
     breached = None if latency is None or latency_objective is None else latency > latency_objective
     return QualitySignals(

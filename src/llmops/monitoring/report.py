@@ -63,13 +63,14 @@ def _descriptor_charts(field: TextDrift) -> list[dict[str, Any]]:
 
 
 def _numeric_svg(field: str, check: NumericDrift) -> str:
-    edges: list[float] = getattr(check, "bin_edges", None) or []
-    ref: list[float] = getattr(check, "reference_histogram", None) or []
-    cur: list[float] = getattr(check, "current_histogram", None) or []
-    if edges and ref and cur:
+    edges = check.bin_edges
+    if edges and check.reference_histogram and check.current_histogram:
         labels = [f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
         return bar_chart(
-            f"{field}: {check.name}", labels, {"reference": ref, "current": cur}, unit="share of texts per bin"
+            f"{field}: {check.name}",
+            labels,
+            {"reference": check.reference_histogram, "current": check.current_histogram},
+            unit="share of texts per bin",
         )
     return bar_chart(
         f"{field}: {check.name} (mean)",

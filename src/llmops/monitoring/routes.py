@@ -285,12 +285,10 @@ async def monitoring_report(
 ) -> Response:
     """The self-contained HTML report (what ``llmops monitor report`` writes)."""
 
-    def build() -> str:
-        summary = platform.monitor.summary(deployment, window=window)
-        drift = platform.monitor.drift(deployment, window=window, reference=reference, embeddings=embeddings)
-        return render_report(summary, drift)
-
-    html = await run_in_threadpool(build)
+    view = await run_in_threadpool(
+        lambda: platform.monitor.view(deployment, window=window, reference=reference, embeddings=embeddings)
+    )
+    html = render_report(*view)
     filename = f"llmops-{deployment}-{window}.html"
     return Response(
         html, media_type="text/html; charset=utf-8", headers={"Content-Disposition": f'inline; filename="{filename}"'}

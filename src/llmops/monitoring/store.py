@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,16 +68,19 @@ class RequestStore:
         """Store a batch of requests, their texts and their rollups in one transaction; returns the count."""
         if not batch:
             return 0
+        # Core inserts on the tables (the rows are plain column values): the ORM's bulk path would only add
+        # per-row bookkeeping (about 15 % of the time of storing a batch).
+        requests, texts_table = cast(Table, StoredRequest.__table__), cast(Table, RequestText.__table__)
         with self.db.write() as session:
             ids = list(
                 session.scalars(
-                    insert(StoredRequest).returning(StoredRequest.id, sort_by_parameter_order=True),
+                    insert(requests).returning(requests.c.id, sort_by_parameter_order=True),
                     [p.row for p in batch],
                 )
             )
             texts = [{**p.text, "request_row": i} for p, i in zip(batch, ids, strict=True) if p.text is not None]
             if texts:
-                session.execute(insert(RequestText), texts)
+                session.execute(insert(texts_table), texts)
             self._roll_up(session, [p.row for p in batch])
         return len(batch)
 

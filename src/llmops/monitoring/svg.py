@@ -32,10 +32,13 @@ def _frame(title: str, body: str, legend: Sequence[tuple[str, str]] = ()) -> str
         f'<text x="{LEFT + 14 + i * 130}" y="15" font-size="11">{escape(name)}</text>'
         for i, (name, color) in enumerate(legend)
     )
+    heading = (
+        f'<text x="{WIDTH - RIGHT}" y="15" font-size="12" font-weight="bold" text-anchor="end">{escape(title)}</text>'
+    )
     return (
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">'
-        f"<title>{escape(title)}</title>{keys}{body}</svg>"
+        f"<title>{escape(title)}</title>{heading}{keys}{body}</svg>"
     )
 
 
@@ -114,7 +117,10 @@ def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[floa
                 f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{width:.1f}" height="{h:.1f}" fill="{color}">'
                 f"<title>{escape(labels[j])} ({escape(name)}): {_fmt(v)} {escape(unit)}</title></rect>"
             )
+    every = max(1, math.ceil(len(labels) / 8))  # at most about eight labels under the bars
     for j, label in enumerate(labels):
+        if j % every:
+            continue
         short = label if len(label) <= 14 else label[:13] + "…"
         parts.append(
             f'<text x="{LEFT + j * group + group / 2:.1f}" y="{HEIGHT - BOTTOM + 14}" font-size="10" '

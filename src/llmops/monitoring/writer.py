@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llmops.datasets.transforms.pii import redact_text
@@ -20,7 +21,7 @@ from llmops.monitoring.store import PreparedRequest, RequestStore
 from llmops.serving.records import RequestRecord
 
 MICROS = 1_000_000
-Assessor = Callable[[RequestRecord], dict[str, Any]]
+Assessor = Callable[[RequestRecord, Mapping[str, int] | None], dict[str, Any]]
 
 
 def _clean(text: str | None) -> str | None:
@@ -39,13 +40,14 @@ def basic_signals(record: RequestRecord) -> dict[str, Any]:
     }
 
 
-def assess_text(record: RequestRecord) -> dict[str, Any]:
+def assess_text(record: RequestRecord, completion_pii: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Text-based quality signals of a record that kept its texts (:func:`llmops.monitoring.quality.assess`):
-    the four flags the store indexes, plus the scores and matched terms kept with the row."""
+    the four flags the store indexes, plus the scores and matched terms kept with the row. ``completion_pii``:
+    the completion's PII counts when they are known already (its redaction found them)."""
     text = record.text
     if text is None:
         return {}
-    signals = assess(text.prompt or "", text.completion or "", finish_reason=record.finish_reason)
+    signals = assess(text.prompt or "", text.completion or "", finish_reason=record.finish_reason, pii=completion_pii)
     return {
         "repetitive": signals.repetitive,
         "refusal": signals.refusal,
@@ -62,7 +64,7 @@ class DatabaseWriter:
     """Stores batches of records in a :class:`RequestStore` (see the module docstring).
 
     ``assess`` adds the text-based quality signals (repetition, refusal, PII, toxicity) for records that kept
-    their texts; by default :func:`llmops.monitoring.quality.assess_record`.
+    their texts; by default :func:`assess_text`.
     """
 
     def __init__(self, store: RequestStore, *, assess: Assessor | None = None) -> None:
@@ -84,9 +86,6 @@ class DatabaseWriter:
         text_row: dict[str, Any] | None = None
         started = dt.datetime.fromtimestamp(record.started_at, dt.UTC)
         if record.text is not None:
-            extra = self.assess(record)
-            for name in ("repetitive", "refusal", "pii_output", "toxic"):
-                signals[name] = bool(extra.pop(name, False))
             policy = record.policy
             redact = policy.redact_pii if policy else True
             retention = policy.retention_days if policy else 30
@@ -94,9 +93,18 @@ class DatabaseWriter:
             messages = (
                 [{k: _clean(v) for k, v in m.items()} for m in record.text.messages] if record.text.messages else None
             )
-            counts: dict[str, int] = {}
+            # the completion's redaction finds its PII: the quality signals reuse the counts (one pass, not two)
+            found: Counter[str] | None = None
+            if redact and completion:
+                completion, found = redact_text(completion)
+            extra = self.assess(record, found)
+            for name in ("repetitive", "refusal", "pii_output", "toxic"):
+                signals[name] = bool(extra.pop(name, False))
+            counts: dict[str, int] = dict(found) if found else {}
             if redact:
-                prompt, completion, messages, counts = _redact(prompt, completion, messages)
+                prompt, messages, more = _redact(prompt, messages)
+                for kind, n in more.items():
+                    counts[kind] = counts.get(kind, 0) + n
             text_row = {
                 "prompt": prompt,
                 "messages": messages,
@@ -138,22 +146,25 @@ class DatabaseWriter:
 
 
 def _redact(
-    prompt: str | None, completion: str | None, messages: list[dict[str, Any]] | None
-) -> tuple[str | None, str | None, list[dict[str, Any]] | None, dict[str, int]]:
+    prompt: str | None, messages: list[dict[str, Any]] | None
+) -> tuple[str | None, list[dict[str, Any]] | None, dict[str, int]]:
+    """The prompt and messages redacted, and the PII counted (a prompt that is one of the messages once)."""
     counts: dict[str, int] = {}
+    redacted: dict[str, str] = {}  # text -> redacted text, for the prompt (a message's content, redacted there)
 
     def scrub(text: Any) -> Any:
         if not isinstance(text, str) or not text:
             return text
         clean, found = redact_text(text)
+        redacted[text] = clean
         for kind, n in found.items():
             counts[kind] = counts.get(kind, 0) + n
         return clean
 
     if messages is not None:
         messages = [{**m, "content": scrub(m.get("content"))} for m in messages]
-        prompt = redact_text(prompt)[0] if prompt else prompt  # one of the messages: counted there
+        if prompt:  # one of the messages: counted there, and redacted already unless the gateway changed it
+            prompt = redacted[prompt] if prompt in redacted else redact_text(prompt)[0]
     else:
         prompt = scrub(prompt)
-    completion = scrub(completion)
-    return prompt, completion, messages, counts
+    return prompt, messages, counts

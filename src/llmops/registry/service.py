@@ -446,16 +446,17 @@ class RegistryService:
             raise PermissionDenied(f"{path} is outside LLMOPS_IMPORT_ROOTS ({', '.join(map(str, roots))})")
         return resolved
 
-    def copy_tensor(self, entry: TensorEntry, fd: int, what: str) -> bool:
+    def copy_tensor(self, entry: TensorEntry, fd: int, what: str, *, writeback: bool = True) -> bool:
         """Fast path of a load: a raw tensor in a local store is copied inside the kernel into ``fd`` while
-        its digest is checked from memory on another core. False when the generic path must be used."""
+        its digest is checked from memory on another core. False when the generic path must be used.
+        ``writeback`` starts the disk write as the copy goes (durable pulls: the final fsync is then short)."""
         record = self._lookup(entry.digest)
         path_of = getattr(self.blobs, "path", None)
         if record.encoding != "raw" or path_of is None:
             return False
         from llmops.blobs.local import copy_verified
 
-        copy_verified(Path(path_of(record.blob_digest)), fd, record.digest, what=what)
+        copy_verified(Path(path_of(record.blob_digest)), fd, record.digest, what=what, writeback=writeback)
         return True
 
     def pull(self, ref: str, dest: Path, *, progress: Progress | None = None, durable: bool = True) -> Path:
@@ -466,7 +467,8 @@ class RegistryService:
             manifest,
             Path(dest),
             self.read_tensor,
-            copy_tensor=self.copy_tensor,
+            # a non-durable pull (the model cache syncs in the background) leaves write-back to the kernel
+            copy_tensor=lambda entry, fd, what: self.copy_tensor(entry, fd, what, writeback=durable),
             progress=progress,
             durable=durable,
         )

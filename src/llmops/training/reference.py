@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmops.errors import Conflict, InvalidInput
+from llmops.modelloading import LOAD_LOCK
 from llmops.security.actor import Actor, local_admin
 from llmops.training import checkpoint, corpus
 from llmops.training.baselines import KN_DISCOUNT, baselines
@@ -226,7 +227,8 @@ def build_model(spec: ModelSpec, vocab_size: int, eos_id: int, pad_id: int) -> L
         pad_token_id=pad_id,
         attention_dropout=0.0,
     )
-    return LlamaForCausalLM(config)
+    with LOAD_LOCK:  # no concurrent load may have switched weight initialisation off (llmops.modelloading)
+        return LlamaForCausalLM(config)
 
 
 def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:

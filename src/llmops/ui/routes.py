@@ -759,12 +759,10 @@ async def monitoring_page(
     check_name(name, "deployment")
     platform.deployments.get(name)
 
-    def build() -> dict[str, Any]:
-        summary = platform.monitor.summary(name, window=window)
-        drift = platform.monitor.drift(name, window=window, reference=reference, embeddings=embeddings)
-        return report_context(summary, drift)
-
-    context = await run_in_threadpool(build)
+    view = await run_in_threadpool(
+        lambda: platform.monitor.view(name, window=window, reference=reference, embeddings=embeddings)
+    )
+    context = report_context(*view)
     live = f"/deployments/{url_path(name)}/monitoring/traffic?window={quote(window)}"
     return render(
         request, "monitoring.html", actor=actor, window=window, reference=reference, embeddings=embeddings,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmops.errors import InvalidInput, QuotaExceeded, Unavailable
+from llmops.modelloading import LOAD_LOCK, serialize_loads
 from llmops.serving.engines.base import EngineHealth, EngineStatus
 
 log = logging.getLogger("llmops.serving")
@@ -142,13 +143,15 @@ class SentenceTransformerEngine:
     def _load(self) -> None:
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(
-            str(self.model_dir),
-            device="cpu",
-            trust_remote_code=False,
-            local_files_only=True,
-            model_kwargs={"use_safetensors": True},
-        )
+        serialize_loads()
+        with LOAD_LOCK:  # transformers' loading is not thread-safe (see llmops.modelloading)
+            model = SentenceTransformer(
+                str(self.model_dir),
+                device="cpu",
+                trust_remote_code=False,
+                local_files_only=True,
+                model_kwargs={"use_safetensors": True},
+            )
         model.eval()
         self._model = model
         self._dimension = int(model.get_embedding_dimension() or 0)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from llmops.errors import InvalidInput, InvalidModel, Unavailable
+from llmops.modelloading import LOAD_LOCK, serialize_loads
 from llmops.serving.engines.base import (
     Engine,
     EngineHealth,
@@ -232,13 +233,15 @@ class TorchEngine:
             context = min(context, self._max_model_len)
         check_supported(config, context)
         dtype = _resolve_dtype(config, self._dtype_choice)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=dtype,
-            attn_implementation=self._attn_implementation,
-            use_safetensors=True,
-            trust_remote_code=False,
-        )
+        serialize_loads()
+        with LOAD_LOCK:  # transformers' loading is not thread-safe (see llmops.modelloading)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=dtype,
+                attn_implementation=self._attn_implementation,
+                use_safetensors=True,
+                trust_remote_code=False,
+            )
         model.eval()
         hf_tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         eos: set[int] = set()
