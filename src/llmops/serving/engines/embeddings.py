@@ -141,7 +141,12 @@ class SentenceTransformerEngine:
         self._status = "ready"
 
     def _load(self) -> None:
-        from sentence_transformers import SentenceTransformer
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ModuleNotFoundError as exc:
+            raise InvalidInput(
+                "the embeddings engine needs sentence-transformers: pip install 'llmops[embeddings]'"
+            ) from exc
 
         serialize_loads()
         with LOAD_LOCK:  # transformers' loading is not thread-safe (see llmops.modelloading)
