@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from llmops.cli.main import app as cli
 from llmops.errors import InvalidInput
-from llmops.monitoring.alerts import parse_rules, percentile, register_pipeline_hook, sign
+from llmops.monitoring.alerts import parse_rules, register_pipeline_hook, sign
 from llmops.monitoring.writer import DatabaseWriter
+from llmops.percentiles import percentile
 from llmops.platform import Platform
 from llmops.security.actor import Actor
 from tests.monitoring.records import record
@@ -90,9 +91,9 @@ def test_rule_files_report_problems_with_their_line() -> None:
 
 
 def test_percentile_matches_linear_interpolation() -> None:
-    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
-    assert percentile([5.0], 0.99) == 5.0
-    assert percentile([0.0, 10.0], 0.95) == pytest.approx(9.5)
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([0.0, 10.0], 95) == pytest.approx(9.5)
 
 
 def test_rules_fire_once_notify_and_resolve(platform: Platform, admin: Actor, receiver: Receiver) -> None:

@@ -36,10 +36,9 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -53,6 +52,7 @@ from llmops.monitoring.drift import CategoricalDrift, DriftReport, NumericDrift
 from llmops.monitoring.schemas import RequestQuery, parse_duration
 from llmops.monitoring.store import RequestStore
 from llmops.monitoring.tables import AlertEvent, AlertRuleRow
+from llmops.percentiles import percentile
 from llmops.security.actor import Actor
 from llmops.security.audit import AuditLog
 from llmops.yamlspec import parse_model
@@ -209,14 +209,6 @@ def parse_rules(text: str, source: str = "alert rules") -> RuleSet:
     return rules
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by linear interpolation, as numpy's default."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 DriftFn = Callable[..., DriftReport]
 
 
@@ -274,7 +266,7 @@ def window_metric(
     if metric.startswith(("latency_", "ttft_", "tpot_")):
         index = {"latency": 1, "ttft": 2, "tpot": 3}[metric.split("_")[0]]
         values = [r[index] for r in rows if r[index] is not None]
-        return (percentile(values, int(metric.rsplit("p", 1)[1]) / 100) if values else None), n
+        return (percentile(values, int(metric.rsplit("p", 1)[1])) if values else None), n
     flags = [r[-1] for r in rows if r[-1] is not None]  # text-based signals exist only where texts were kept
     return (sum(1 for f in flags if f) / len(flags) if flags else None), n
 

@@ -13,7 +13,6 @@ lineage leads back to the requests it came from.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import tempfile
@@ -84,7 +83,7 @@ class FeedbackService:
             )
             session.add(row)
             session.flush()
-            out = _out(row)
+            out = FeedbackOut.model_validate(row, from_attributes=True)
         return out
 
     def list_feedback(self, request_id: str | None = None, *, limit: int = 100) -> list[FeedbackOut]:
@@ -92,7 +91,7 @@ class FeedbackService:
         if request_id is not None:
             stmt = stmt.where(Feedback.request_id == request_id)
         with self.db.read() as session:
-            return [_out(r) for r in session.scalars(stmt)]
+            return [FeedbackOut.model_validate(r, from_attributes=True) for r in session.scalars(stmt)]
 
     def export_dataset(
         self,
@@ -235,18 +234,4 @@ def _table(rows: Sequence[dict[str, Any]], kind: str) -> pa.Table:
             "completion": pa.array([r["completion"] for r in rows], pa.string()),
             **extra,
         }
-    )
-
-
-def _out(row: Feedback) -> FeedbackOut:
-    return FeedbackOut(
-        id=row.id,
-        request_id=row.request_id,
-        kind=row.kind,
-        score=row.score,
-        label=row.label,
-        comment=row.comment,
-        correction=row.correction,
-        created_at=row.created_at or dt.datetime.now(dt.UTC),
-        created_by=row.created_by,
     )

@@ -21,10 +21,10 @@ from pydantic import BaseModel, Field
 from llmops.datasets.kinds import DatasetKind
 from llmops.datasets.service import DatasetService
 from llmops.errors import InvalidInput
-from llmops.monitoring.alerts import percentile
 from llmops.monitoring.drift import DriftConfig, DriftReport, Window, compare_windows
 from llmops.monitoring.schemas import SIGNALS, RequestQuery, parse_duration
 from llmops.monitoring.store import RequestStore
+from llmops.percentiles import percentile
 
 MAX_WINDOW_TEXTS = 20_000  # texts read per side; the drift checks sample far fewer (DriftConfig.max_rows)
 BUCKETS = 24
@@ -39,7 +39,7 @@ class Percentiles(BaseModel):
     def of(cls, values: list[float]) -> Percentiles:
         if not values:
             return cls(p50=None, p95=None, p99=None)
-        return cls(p50=percentile(values, 0.5), p95=percentile(values, 0.95), p99=percentile(values, 0.99))
+        return cls(p50=percentile(values, 50), p95=percentile(values, 95), p99=percentile(values, 99))
 
 
 class Bucket(BaseModel):
@@ -255,9 +255,9 @@ def _buckets(rows: list[tuple[Any, ...]], col: dict[str, int], since: dt.datetim
                 start=since + dt.timedelta(seconds=i * width),
                 requests=len(group),
                 errors=sum(1 for r in group if r[col["status"]] >= 400),
-                latency_p50=percentile(latencies, 0.5) if latencies else None,
-                latency_p95=percentile(latencies, 0.95) if latencies else None,
-                ttft_p50=percentile(ttfts, 0.5) if ttfts else None,
+                latency_p50=percentile(latencies, 50) if latencies else None,
+                latency_p95=percentile(latencies, 95) if latencies else None,
+                ttft_p50=percentile(ttfts, 50) if ttfts else None,
                 output_tokens_per_second=sum(r[col["completion_tokens"]] for r in group) / width,
             )
         )

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from llmops.db.base import utcnow
 from llmops.db.database import Database
 from llmops.errors import InvalidInput, NotFound
-from llmops.monitoring.schemas import CostRow, RequestOut, RequestQuery
+from llmops.monitoring.schemas import CostRow, FeedbackOut, RequestOut, RequestQuery
 from llmops.monitoring.tables import CostRollup, Feedback, RequestText, StoredRequest
 
 CostDimension = Literal["user", "key", "deployment", "version", "day", "currency"]
@@ -172,17 +172,7 @@ class RequestStore:
         out.sort(key=lambda r: r.mode == "shadow")
         if out:
             out[0].feedback = [
-                {
-                    "id": f.id,
-                    "kind": f.kind,
-                    "score": f.score,
-                    "label": f.label,
-                    "comment": f.comment,
-                    "correction": f.correction,
-                    "created_at": f.created_at.isoformat(),
-                    "created_by": f.created_by,
-                }
-                for f in feedback
+                FeedbackOut.model_validate(f, from_attributes=True).model_dump(mode="json") for f in feedback
             ]
         return out
 

@@ -49,6 +49,7 @@ from typing import Any, Literal
 import httpx
 
 from llmops.errors import InvalidInput
+from llmops.percentiles import percentile
 
 Endpoint = Literal["completions", "chat"]
 ENDPOINT_PATHS: dict[str, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
@@ -178,18 +179,6 @@ def status_class(status: int | None) -> str:
 
 
 # --- statistics -----------------------------------------------------------------------------------------------
-def percentile(values: Sequence[float], p: float) -> float:
-    """The ``p``-th percentile with linear interpolation between closest ranks (numpy's default); 0 when empty."""
-    if not 0 <= p <= 100:
-        raise InvalidInput(f"a percentile is between 0 and 100, not {p}")
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 @dataclass(frozen=True)
 class Stats:
     """Mean, median, population standard deviation and percentiles of a series, in milliseconds."""
