@@ -38,7 +38,7 @@ from llmops.tracking.service import TrackingService
 def build_blob_store(settings: Settings) -> BlobStore:
     parts = urlsplit(settings.blob_url)
     if parts.scheme == "file":
-        return LocalBlobStore(Path(parts.path))
+        return LocalBlobStore(Path(parts.path), fsync=settings.store_fsync)
     if parts.scheme == "s3":
         try:
             import boto3

@@ -7,9 +7,10 @@ concrete values. ``tests/test_settings.py`` fails when a field is not documented
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 BLOB_SCHEMES = ("file", "s3")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class Settings(BaseSettings):
@@ -29,6 +31,11 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL; default sqlite:///<home>/llmops.db (PostgreSQL: postgresql://...)."
     )
     blob_url: str = Field(default="", description="Blob store URL; default file://<home>/blobs, or s3://bucket/prefix.")
+    store_fsync: bool = Field(
+        default=True,
+        description="Local blob store: fsync every blob before it is published (false: leave write-back to the "
+        "OS, like cp; a power loss can then lose recent blobs, which loads detect and `store fsck` reports).",
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint for S3-compatible stores.")
     s3_region: str | None = Field(default=None, description="S3 region.")
     s3_access_key_id: SecretStr | None = Field(default=None, description="S3 access key id.")
@@ -75,6 +82,11 @@ class Settings(BaseSettings):
     request_store: bool = Field(
         default=True, description="Store every request record in the database (monitoring, costs, feedback)."
     )
+    request_writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where the request log and store writers run: a separate writer process (the gateway only "
+        "hands it batches; no GIL contention with serving) or a thread of the gateway process.",
+    )
     alert_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often the server evaluates the alert rules."
     )
@@ -118,6 +130,12 @@ class Settings(BaseSettings):
                 value = str(value)
             out[name] = value
         return out
+
+
+def configure_logging(level: str) -> None:
+    """How ``llmops serve`` and its request writer process log: one line per record on stderr at ``level``
+    (``LLMOPS_LOG_LEVEL``), so both processes' lines land in the same stream."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
 
 
 def mask_url_password(url: str) -> str:

@@ -117,3 +117,30 @@ def test_get_path_of_a_corrupted_blob_leaves_no_file(
     with pytest.raises(DataCorrupted, match=info.digest):
         get_path(blob_store, info.digest, dest)
     assert not dest.exists()
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_local_store_fsync_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool) -> None:
+    """``LLMOPS_STORE_FSYNC=false`` leaves write-back to the OS: no fsync on any write path, same blobs."""
+    from llmops.blobs.local import LocalBlobStore
+    from llmops.platform import build_blob_store
+    from llmops.settings import Settings
+
+    store = build_blob_store(Settings(home=tmp_path / "home", store_fsync=fsync))
+    assert isinstance(store, LocalBlobStore) and store.fsync is fsync
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    with open(source, "rb") as fh:
+        digests = {
+            store.put(io.BytesIO(data)).digest,
+            put_path(store, source).digest,
+            store.put_range(fh.fileno(), 0, len(data)).digest,
+        }
+    assert digests == {digest_bytes(data)}
+    assert read_bytes(store, digest_bytes(data)) == data
+    # durable: put syncs its file and the directory, each kernel copy its temporary file
+    assert len(synced) == 4 if fsync else synced == []

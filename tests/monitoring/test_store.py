@@ -77,6 +77,40 @@ def test_listing_filters_and_pages(platform: Platform) -> None:
     assert not {r.request_id for r in first} & {r.request_id for r in second}
 
 
+def test_rest_listing_takes_the_same_filters_and_explains_bad_ones(platform: Platform, admin: Actor) -> None:
+    """``GET /api/v1/requests`` validates its query string with ``RequestQuery`` itself: durations and ISO
+    times for since/until, bounds on every field, and errors that name the field."""
+    from fastapi.testclient import TestClient
+
+    from llmops.api.app import create_app
+
+    now = time.time()
+    DatabaseWriter(platform.requests).write_now(
+        [record(started_at=now - 3600 * i, user="alice" if i % 2 else "bob") for i in range(6)]
+    )
+    platform.security.create_principal(admin, "ops", role="admin")
+    key = platform.security.create_key(admin, principal="ops").key
+    client = TestClient(create_app(platform=platform))
+
+    def get(**params: object) -> tuple[int, dict[str, object]]:
+        response = client.get("/api/v1/requests", params=params, headers={"Authorization": f"Bearer {key}"})
+        return response.status_code, response.json()
+
+    status, page = get(since="150m", user="bob")
+    assert status == 200 and [r["user"] for r in page["items"]] == ["bob", "bob"]  # 0 h and 2 h ago
+    iso = dt.datetime.fromtimestamp(now - 3600 * 4.5, dt.UTC).replace(tzinfo=None).isoformat()
+    status, page = get(since=iso, limit=2)
+    assert status == 200 and len(page["items"]) == 2 and page["next_before"] == page["items"][-1]["row"]
+    status, error = get(since="yesterday")
+    assert status in (400, 422) and "neither a duration" in json.dumps(error)
+    status, error = get(since="1h", until="2h")
+    assert status == 422 and "until must be after since" in json.dumps(error)
+    for bad in ({"status": 999}, {"limit": 0}, {"before": 2**63}, {"user": "x" * 161}, {"colour": "red"}):
+        status, error = get(**bad)
+        assert status == 422, (bad, error)
+        assert next(iter(bad)) in json.dumps(error)
+
+
 def test_texts_are_redacted_and_expire(platform: Platform) -> None:
     writer = DatabaseWriter(platform.requests)
     kept = record(prompt="mail me at jane.doe@example.com", completion="call +49 151 3272 2046 now\x00")

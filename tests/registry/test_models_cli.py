@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def file_hashes(root: Path) -> dict[str, str]:
 
 
 def test_import_list_versions_show_pull(
-    cli: CliRunner, llama_dir: Path, llama_partial_dir: Path, tmp_path: Path
+    cli: CliRunner, llama_dir: Path, llama_partial_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = run(cli, "models", "import", str(llama_dir), "--name", "llama", "--description", "the base")
     assert out.startswith("imported llama:1 (hf-transformers, LlamaForCausalLM,") and "21 tensors" in out, out
@@ -103,6 +104,12 @@ def test_import_list_versions_show_pull(
         assert f"{ref} written to" in run(cli, "models", "pull", ref, str(dest))
         assert file_hashes(dest) == file_hashes(src)
     assert "is not an empty directory" in error(cli, "models", "pull", "llama:1", str(tmp_path / "llama-1"))
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    assert "written to" in run(cli, "models", "pull", "--no-fsync", "llama:2", str(tmp_path / "fast"))
+    assert file_hashes(tmp_path / "fast") == file_hashes(llama_partial_dir) and synced == []
+    run(cli, "models", "pull", "llama:2", str(tmp_path / "durable"))
+    assert len(synced) == len(file_hashes(llama_partial_dir))  # the default fsyncs every file
 
 
 def test_aliases_lineage_diff_and_delete(

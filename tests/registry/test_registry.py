@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from safetensors import safe_open
 
 from llmops.api.app import create_app
+from llmops.blobs.digest import digest_bytes
 from llmops.errors import Conflict, InvalidInput, InvalidModel, NotFound, PermissionDenied
 from llmops.platform import Platform
 from llmops.registry.promotion import MetricRequirement, PromotionPolicy
@@ -275,6 +276,10 @@ def test_model_cache(platform: Platform, admin: Actor, llama_dir: Path, llama_pa
     assert file_hashes(first).keys() >= file_hashes(llama_dir).keys()
     assert platform.model_cache.materialize("c1:1") == first
     assert platform.model_cache.verify_entry("c1")
+    config = (first / "config.json").read_bytes()
+    (first / "config.json").write_bytes(config.replace(b"{", b"[", 1))  # same size, one byte changed
+    assert not platform.model_cache.verify_entry("c1")  # the whole-file BLAKE3 catches it
+    (first / "config.json").write_bytes(config)
     platform.model_cache.flush()  # the entry becomes durable and marked in the background
     assert [e.ref for e in platform.model_cache.entries()] == ["c1"]
     platform.model_cache.cap_bytes = 1  # room for only the newest entry
@@ -389,9 +394,64 @@ def test_rest_api(platform: Platform, admin: Actor, llama_dir: Path, tmp_path: P
     for entry in detail["files"]:
         response = client.get(f"/api/v1/models/r/versions/1/files/{entry['path']}", headers=headers)
         assert response.status_code == 200
-        assert hashlib.sha256(response.content).hexdigest() == entry["sha256"] == response.headers["x-content-sha256"]
+        expected = digest_bytes((llama_dir / entry["path"]).read_bytes())
+        assert response.content == (llama_dir / entry["path"]).read_bytes()
+        assert entry["digest"] == f"blake3:{expected}" and response.headers["x-content-blake3"] == expected
     assert client.put("/api/v1/models/r/aliases/staging", json={"version": 1}, headers=headers).status_code == 200
     assert client.get("/api/v1/models/r/resolve/staging", headers=headers).json()["version"] == 1
     assert client.put("/api/v1/models/r/aliases/production", json={"version": 1}, headers=headers).status_code == 403
     assert client.delete("/api/v1/models/r/versions/1", headers=headers).status_code == 403
     assert client.get("/api/v1/models/r/versions/7", headers=headers).status_code == 404
+
+
+def test_versions_with_a_schema_1_manifest_stay_readable(
+    platform: Platform, admin: Actor, llama_dir: Path, tmp_path: Path
+) -> None:
+    """Manifests stored before schema 2 recorded each file's SHA-256 instead of its BLAKE3: they keep their
+    digest (signatures, cache keys), pull byte for byte, verify in the model cache and download with the
+    SHA-256 header."""
+    import json
+
+    import sqlalchemy as sa
+
+    from llmops.blobs.io import put_bytes
+    from llmops.registry.manifest import Manifest
+    from llmops.registry.tables import ModelVersion
+
+    platform.registry.import_model(admin, llama_dir, name="old")
+    current = platform.registry.manifest("old:1")
+    assert current.schema_version == 2 and all(f.blake3 and f.sha256 is None for f in current.files)
+    # the manifest as schema 1 wrote it: "sha256" per file, no "blake3" key at all
+    data = json.loads(current.canonical())
+    data["schema_version"] = 1
+    for entry in data["files"]:
+        del entry["blake3"]
+        entry["sha256"] = hashlib.sha256((llama_dir / entry["path"]).read_bytes()).hexdigest()
+    stored = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    legacy = Manifest.model_validate_json(stored)
+    assert legacy.canonical() == stored and legacy.digest == digest_bytes(stored)
+    put_bytes(platform.blobs, stored)
+    with platform.db.write() as session:
+        session.execute(sa.update(ModelVersion).values(manifest_digest=legacy.digest))
+    assert platform.registry.manifest("old:1").files[0].checksum[0] == "sha256"
+    out = platform.registry.pull("old:1", tmp_path / "out")
+    assert file_hashes(out) == file_hashes(llama_dir)
+    cached = platform.model_cache.materialize("old:1")
+    assert cached.name == legacy.digest and platform.model_cache.verify_entry("old:1")
+    (cached / "config.json").write_text("{}")  # a changed byte must fail the SHA-256 re-check
+    assert not platform.model_cache.verify_entry("old:1")
+    client = TestClient(create_app(platform=platform))
+    platform.security.create_principal(admin, "old-reader", role="viewer")
+    key = platform.security.create_key(admin, principal="old-reader").key
+    response = client.get("/api/v1/models/old/versions/1/files/config.json", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    assert response.headers["x-content-sha256"] == hashlib.sha256(response.content).hexdigest()
+
+
+def test_a_manifest_file_needs_a_digest() -> None:
+    from pydantic import ValidationError
+
+    from llmops.registry.manifest import FileEntry
+
+    with pytest.raises(ValidationError, match="has no digest"):
+        FileEntry(path="config.json", size=2, kind="blob", blob="0" * 64)

@@ -24,6 +24,7 @@ from llmops.blobs.routes import router as store_router
 from llmops.datasets.routes import router as datasets_router
 from llmops.monitoring.routes import router as monitoring_router
 from llmops.monitoring.writer import DatabaseWriter
+from llmops.monitoring.writer_process import WriterConfig, WriterProcess
 from llmops.platform import Platform
 from llmops.registry.routes import router as models_router
 from llmops.security.routes import router as security_router
@@ -35,7 +36,7 @@ from llmops.serving.manager import EngineManager, default_factories
 from llmops.serving.metrics import ServingMetrics
 from llmops.serving.openai.routes import router as openai_router
 from llmops.serving.openai.serving import OpenAIServing
-from llmops.serving.records import BufferedSink, LogWriter, RecordWriter
+from llmops.serving.records import AnyWriter, BufferedSink, LogWriter
 from llmops.serving.routes import metrics_router
 from llmops.serving.routes import router as serving_router
 from llmops.settings import Settings
@@ -58,10 +59,7 @@ def create_app(
     manager = engines or EngineManager(
         platform.deployments, platform.model_cache, factories=default_factories(log_dir=settings.home / "logs")
     )
-    writers: list[RecordWriter] = [LogWriter()] if settings.request_log else []
-    if settings.request_store:
-        writers.append(DatabaseWriter(platform.requests))
-    records = BufferedSink(writers, capacity=settings.records_buffer)
+    records = BufferedSink(_request_writers(settings, platform), capacity=settings.records_buffer)
     gateway = Gateway(
         platform.counters,
         sink=records,
@@ -129,6 +127,21 @@ def create_app(
         app.include_router(router, responses=errors.ERROR_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _request_writers(settings: Settings, platform: Platform) -> list[AnyWriter]:
+    """The request log and store writers: in a writer process of their own (``LLMOPS_REQUEST_WRITER=process``,
+    the default: their CPU work in the gateway's process contends with the event loop for the GIL), or here,
+    the database writer in a worker thread and the log on the event loop (``thread``)."""
+    config = WriterConfig.from_settings(settings)
+    if not config.names:
+        return []
+    if settings.request_writer == "process":
+        return [WriterProcess(config)]
+    writers: list[AnyWriter] = [LogWriter()] if config.log else []
+    if config.database_url is not None:
+        writers.append(DatabaseWriter(platform.requests))
+    return writers
 
 
 async def _alert_forever(platform: Platform, interval: float) -> None:

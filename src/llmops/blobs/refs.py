@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -13,6 +15,25 @@ def add_ref(session: Session, blob: BlobInfo, owner_kind: str, owner_id: str) ->
     exists = session.get(BlobRef, (blob.digest, owner_kind, owner_id))
     if exists is None:
         session.add(BlobRef(digest=blob.digest, owner_kind=owner_kind, owner_id=owner_id, size=blob.size))
+
+
+def add_refs(session: Session, blobs: Sequence[BlobInfo], owner_kind: str, owner_ids: Sequence[str]) -> None:
+    """``add_ref`` for many (blob, owner id) pairs of one owner kind: one query for those already there."""
+    wanted = {(b.digest, owner): b for b, owner in zip(blobs, owner_ids, strict=True)}
+    existing: set[tuple[str, str]] = set()
+    digests = sorted({digest for digest, _ in wanted})
+    for i in range(0, len(digests), 500):
+        rows = session.execute(
+            select(BlobRef.digest, BlobRef.owner_id).where(
+                BlobRef.owner_kind == owner_kind, BlobRef.digest.in_(digests[i : i + 500])
+            )
+        )
+        existing.update((d, o) for d, o in rows)
+    session.add_all(
+        BlobRef(digest=digest, owner_kind=owner_kind, owner_id=owner, size=blob.size)
+        for (digest, owner), blob in wanted.items()
+        if (digest, owner) not in existing
+    )
 
 
 def drop_refs(session: Session, owner_kind: str, owner_id: str) -> None:

@@ -5,7 +5,6 @@ Errors raised by services print as ``error: <message>`` and exit with status 1; 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +103,11 @@ def serve(
     """Serve the HTTP API and the UI."""
     from llmops.api.app import create_app
     from llmops.api.server import draining_server
+    from llmops.settings import configure_logging
 
     st = state(ctx)
     settings = st.settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     application = create_app(platform=st.platform())
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"llmops {__version__} serving on [bold]http://{bind_host}:{bind_port}/[/] (home {settings.home})")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from llmops.cli.context import console, print_json, print_table, short_time, state
 from llmops.errors import InvalidInput
@@ -26,18 +27,11 @@ def _query(
     until: str | None,
     **extra: Any,
 ) -> RequestQuery:
+    fields = {"deployment": deployment, "version": version, "user": user, "key": key, "since": since, "until": until}
     try:
-        return RequestQuery(
-            deployment=deployment,
-            version=version,
-            user=user,
-            key=key,
-            since=parse_time(since, field="--since") if since else None,
-            until=parse_time(until, field="--until") if until else None,
-            **extra,
-        )
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+        return RequestQuery.model_validate({**fields, **extra})  # since/until: text the model parses
+    except ValidationError as exc:
+        raise InvalidInput("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
 
 
 @requests_app.command("list")

@@ -30,7 +30,7 @@ from llmops.datasets.schemas import DatasetVersionOut
 from llmops.datasets.service import DatasetService
 from llmops.db.database import Database
 from llmops.errors import InvalidInput, NotFound
-from llmops.monitoring.schemas import FeedbackIn, FeedbackOut, RequestQuery
+from llmops.monitoring.schemas import FeedbackIn, FeedbackOut, RequestFilter
 from llmops.monitoring.store import RequestStore
 from llmops.monitoring.tables import Feedback, RequestText, StoredRequest
 from llmops.security.actor import Actor
@@ -97,7 +97,7 @@ class FeedbackService:
         self,
         actor: Actor,
         name: str,
-        query: RequestQuery,
+        query: RequestFilter,
         *,
         kind: Literal["chat", "prompt_completion"] = "chat",
         min_score: float | None = None,
@@ -154,7 +154,7 @@ class FeedbackService:
 
     def _select(
         self,
-        query: RequestQuery,
+        query: RequestFilter,
         min_score: float | None,
         max_score: float | None,
         label: str | None,

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from llmops.api.deps import PlatformDep, require
@@ -21,9 +21,9 @@ from llmops.monitoring.schemas import (
     CostRow,
     FeedbackIn,
     FeedbackOut,
+    RequestFilter,
     RequestOut,
     RequestQuery,
-    Signal,
     parse_time,
 )
 from llmops.naming import Name
@@ -41,46 +41,12 @@ TimeText = Annotated[str | None, Query(max_length=64, description="a duration ba
 Dimension = Literal["user", "key", "deployment", "version", "day", "currency"]
 
 
-class RequestFilters(BaseModel):
-    """Query parameters of the request listing (see ``RequestQuery``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    deployment: str | None = Field(None, max_length=128)
-    version: str | None = Field(None, max_length=300)
-    user: str | None = Field(None, max_length=160)
-    key: str | None = Field(None, max_length=64)
-    status: int | None = Field(None, ge=100, le=599)
-    errors_only: bool = False
-    mode: Literal["primary", "canary", "shadow"] | None = None
-    include_shadow: bool = False
-    endpoint: Literal["completions", "chat", "embeddings"] | None = None
-    since: str | None = Field(None, max_length=64)
-    until: str | None = Field(None, max_length=64)
-    signal: Signal | None = None
-
-    def query(self, *, limit: int = 50, before: int | None = None) -> RequestQuery:
-        fields = self.model_dump(exclude={"since", "until"})
-        return RequestQuery(
-            **fields,
-            since=parse_time(self.since, field="since") if self.since else None,
-            until=parse_time(self.until, field="until") if self.until else None,
-            limit=limit,
-            before=before,
-        )
-
-
-class RequestListing(RequestFilters):
-    limit: int = Field(50, ge=1, le=1000)
-    before: int | None = Field(None, ge=1, le=MAX_ID, description="page: rows older than this row id (`next_before`)")
-
-
 class RequestPage(BaseModel):
     items: list[RequestOut]
     next_before: int | None = Field(description="pass as `before` for the next (older) page")
 
 
-class ExportRequest(RequestFilters):
+class ExportRequest(RequestFilter):
     name: Name
     kind: Literal["chat", "prompt_completion"] = "chat"
     min_score: float | None = None
@@ -94,12 +60,10 @@ class ExportRequest(RequestFilters):
 async def list_requests(
     platform: PlatformDep,
     actor: RequestsReader,
-    listing: Annotated[RequestListing, Query()],
+    query: Annotated[RequestQuery, Query()],
 ) -> RequestPage:
-    filters = RequestFilters.model_validate(listing.model_dump(include=set(RequestFilters.model_fields)))
-    query = filters.query(limit=listing.limit, before=listing.before)
     items = await run_in_threadpool(platform.requests.list_requests, query)
-    return RequestPage(items=items, next_before=items[-1].row if len(items) == listing.limit else None)
+    return RequestPage(items=items, next_before=items[-1].row if len(items) == query.limit else None)
 
 
 @router.get("/api/v1/requests/{request_id}", response_model=list[RequestOut])
@@ -178,12 +142,12 @@ async def list_feedback(
 @router.post("/api/v1/feedback/export", response_model=DatasetVersionOut, status_code=201)
 async def export_feedback(platform: PlatformDep, actor: DatasetWriter, body: ExportRequest) -> DatasetVersionOut:
     """Selected requests and their corrections as a new dataset version (lineage back to the requests)."""
-    filters = RequestFilters.model_validate(body.model_dump(include=set(RequestFilters.model_fields)))
+    filters = RequestFilter.model_validate(body.model_dump(include=set(RequestFilter.model_fields)))
     return await run_in_threadpool(
         lambda: platform.feedback.export_dataset(
             actor,
             body.name,
-            filters.query(limit=1000),
+            filters,
             kind=body.kind,
             min_score=body.min_score,
             max_score=body.max_score,

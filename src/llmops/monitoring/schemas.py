@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from llmops.errors import InvalidInput
 
@@ -43,33 +43,49 @@ def parse_time(text: str, *, field: str = "since", now: dt.datetime | None = Non
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-class RequestQuery(BaseModel):
-    """Filters of a request listing; every field narrows the result."""
+class RequestFilter(BaseModel):
+    """Which stored requests: every field narrows the result. The REST query string, the CLI options, the
+    feedback export body and Python callers all use this one model; ``since`` and ``until`` take a time or
+    text (a duration back from now, ``7d``, or an ISO time)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    deployment: str | None = None
-    version: str | None = None
-    user: str | None = None
-    key: str | None = Field(default=None, description="API key prefix")
-    status: int | None = None
+    deployment: str | None = Field(default=None, max_length=128)
+    version: str | None = Field(default=None, max_length=300)
+    user: str | None = Field(default=None, max_length=160)
+    key: str | None = Field(default=None, max_length=64, description="API key prefix")
+    status: int | None = Field(default=None, ge=100, le=599)
     errors_only: bool = False
     mode: Literal["primary", "canary", "shadow"] | None = None
     include_shadow: bool = False
     endpoint: Literal["completions", "chat", "embeddings"] | None = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: dt.datetime | None = Field(default=None, description="a duration back from now (7d, 24h) or ISO time")
+    until: dt.datetime | None = Field(default=None, description="a duration back from now (7d, 24h) or ISO time")
     signal: Signal | None = Field(default=None, description="only requests with this quality signal raised")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _time_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            if len(value) > 64:
+                raise ValueError("at most 64 characters: a duration (7d) or an ISO time")
+            return parse_time(value, field=info.field_name or "since")  # InvalidInput names the field
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> RequestFilter:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+class RequestQuery(RequestFilter):
+    """A page of a request listing: the filters, how many rows, and where to continue."""
+
     limit: Annotated[int, Field(ge=1, le=1000)] = 50
     before: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="page: rows with a smaller row id (the last row's `row`)"
     )
-
-    @model_validator(mode="after")
-    def _window(self) -> RequestQuery:
-        if self.since is not None and self.until is not None and self.until <= self.since:
-            raise ValueError("until must be after since")
-        return self
 
 
 class RequestOut(BaseModel):

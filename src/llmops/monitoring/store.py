@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from llmops.db.base import utcnow
 from llmops.db.database import Database
 from llmops.errors import InvalidInput, NotFound
-from llmops.monitoring.schemas import CostRow, FeedbackOut, RequestOut, RequestQuery
+from llmops.monitoring.schemas import CostRow, FeedbackOut, RequestFilter, RequestOut, RequestQuery
 from llmops.monitoring.tables import CostRollup, Feedback, RequestText, StoredRequest
 
 CostDimension = Literal["user", "key", "deployment", "version", "day", "currency"]
@@ -260,7 +260,7 @@ class RequestStore:
             return int(session.scalar(stmt) or 0) / 1_000_000
 
     @staticmethod
-    def _filtered(stmt: Any, q: RequestQuery) -> Any:
+    def _filtered(stmt: Any, q: RequestFilter) -> Any:
         if q.deployment is not None:
             stmt = stmt.where(StoredRequest.deployment == q.deployment)
         if q.version is not None:

@@ -1,9 +1,12 @@
 """The database writer of the gateway's record sink: records become stored requests, off the request path.
 
-The gateway's :class:`~llmops.serving.records.BufferedSink` hands batches to :meth:`DatabaseWriter.write`,
-which does the work that must never slow a response — quality signals, PII redaction of kept texts,
-the insert — in a worker thread. When the database is unavailable the insert raises, the sink counts the
-batch as lost (``llmops_records_failed_total{writer="DatabaseWriter"}``, and a log line at most every ten
+The gateway's :class:`~llmops.serving.records.BufferedSink` hands batches to the database writer, which does
+the work that must never slow a response — quality signals, PII redaction of kept texts, the insert. By
+default it runs in the gateway's writer process (:mod:`llmops.monitoring.writer_process`, which calls
+:meth:`DatabaseWriter.write_now`), because in the gateway's own process its CPU work contends with the event
+loop for the GIL; with ``LLMOPS_REQUEST_WRITER=thread`` the sink awaits :meth:`DatabaseWriter.write`, which
+runs it in a worker thread of the gateway. When the database is unavailable the insert raises, the sink counts
+the batch as lost (``llmops_records_failed_total{writer="DatabaseWriter"}``, and a log line at most every ten
 seconds) and serving goes on; the next batch tries again, so writing resumes by itself.
 """
 

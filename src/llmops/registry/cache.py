@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.registry.manifest import Manifest
+from llmops.registry.manifest import Manifest, file_checksum
 from llmops.registry.service import RegistryService
 
 MARKER = ".llmops-entry.json"
@@ -167,21 +167,12 @@ class ModelCache:
         return removed
 
     def verify_entry(self, ref: str) -> bool:
-        """Re-hash every file of a cached version against the manifest (SHA-256)."""
-        import hashlib
-
+        """Re-hash every file of a cached version against the manifest's whole-file digests."""
         manifest = self.registry.manifest(ref)
         path = self.root / manifest.digest
         if not (self._complete(path, manifest) or self._being_synced(path, manifest)):
             return False
-        for entry in manifest.files:
-            sha = hashlib.sha256()
-            with open(path / entry.path, "rb") as fh:
-                while chunk := fh.read(8 << 20):
-                    sha.update(chunk)
-            if sha.hexdigest() != entry.sha256:
-                return False
-        return True
+        return all(file_checksum(path / entry.path, entry.checksum[0]) == entry.checksum[1] for entry in manifest.files)
 
     def _complete(self, path: Path, manifest: Manifest) -> bool:
         if not (path / MARKER).exists():

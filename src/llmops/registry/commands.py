@@ -171,8 +171,8 @@ def show(
     )
     print_table(
         "files",
-        ["path", "size", "kind", "tensors", "sha256"],
-        [(f.path, human_size(f.size), f.kind, f.tensors or "", f.sha256[:16]) for f in d.files],
+        ["path", "size", "kind", "tensors", "digest"],
+        [(f.path, human_size(f.size), f.kind, f.tensors or "", f.digest[:23]) for f in d.files],
     )
     if tensors:
         print_table(
@@ -186,13 +186,27 @@ def show(
 
 
 @app.command("pull")
-def pull(ctx: typer.Context, ref: str, dest: Path) -> None:
+def pull(
+    ctx: typer.Context,
+    ref: str,
+    dest: Path,
+    fsync: bool | None = typer.Option(
+        None,
+        "--fsync/--no-fsync",
+        help="fsync every file before DEST appears (default: LLMOPS_STORE_FSYNC, true); --no-fsync leaves "
+        "write-back to the OS, like cp",
+    ),
+) -> None:
     """Rebuild a version's files in DEST (every tensor and file verified; nothing left on failure)."""
     platform = state(ctx).platform()
+    durable = platform.settings.store_fsync if fsync is None else fsync
     with _bar() as bar:
         task = bar.add_task("writing", total=None)
         out = platform.registry.pull(
-            ref, dest, progress=lambda stage, done, total: bar.update(task, completed=done, total=total)
+            ref,
+            dest,
+            progress=lambda stage, done, total: bar.update(task, completed=done, total=total),
+            durable=durable,
         )
     console.print(f"{ref} written to {out}")
 

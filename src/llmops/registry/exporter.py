@@ -5,8 +5,8 @@ every piece verified: a corrupted store never yields a partial or wrong model di
 names the file and the tensor. What is verified: the manifest is read from a content-addressed blob; a
 small file and a safetensors header are blobs checked against their BLAKE3 digest as they are read; each
 tensor is checked against its digest; the tensors tile the file exactly (checked at import). Together these
-determine every byte of the file, so the file's SHA-256 (recorded for the rest of the ecosystem, sent by the
-REST download and re-checked by ``ModelCache.verify_entry``) is not recomputed here, which keeps a load
+determine every byte of the file, so the whole-file digest (sent by the REST download and re-checked by
+``ModelCache.verify_entry``) is not recomputed here, which keeps a load
 close to a plain copy. Raw tensors on a local store are copied inside the kernel while their digest is
 checked from memory in parallel (``TensorCopier``).
 """

@@ -2,7 +2,7 @@
 
 Order of work, so that nothing is stored from a file that will be refused:
 1. scan the directory (names, symlinks, pickles, JSON, shard index) and validate every safetensors header;
-2. hash every tensor (BLAKE3) and every file (SHA-256, for byte-exact export checks);
+2. hash every tensor and every whole file (BLAKE3; a small file's digest is its blob's);
 3. store what the registry does not have yet: tensors (raw, zstd, or XOR delta against the base version's
    tensor of the same name, shape and dtype), safetensors headers and small files.
 Steps 2 and 3 are one pass for an incompressible tensor with no base on the local store: the kernel copy
@@ -12,19 +12,18 @@ The metadata half (version row, references, audit) is ``RegistryService``'s, in 
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from llmops.blobs.base import BlobStore
+from llmops.blobs.digest import digest_file
 from llmops.blobs.io import put_bytes, put_path
 from llmops.errors import InvalidModel
 from llmops.registry.formats import ModelDirectory
 from llmops.registry.manifest import FileEntry, Manifest, TensorEntry
-from llmops.registry.safetensors_file import SafetensorsLayout, read_layout_path
+from llmops.registry.safetensors_file import SafetensorsLayout, TensorSpec, read_layout_path
 from llmops.registry.tensorstore import (
     CHUNK,
     ChunkSource,
@@ -36,6 +35,7 @@ from llmops.registry.tensorstore import (
 )
 
 Progress = Callable[[str, int, int], None]  # (stage, done bytes, total bytes)
+STORE_THREADS = 2
 
 
 @dataclass
@@ -77,25 +77,17 @@ def validate(directory: ModelDirectory) -> dict[str, SafetensorsLayout]:
     return layouts
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := fh.readinto(view):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
 def prepare(
     blobs: BlobStore,
     directory: ModelDirectory,
     layouts: dict[str, SafetensorsLayout],
     *,
-    known_tensor: Callable[[str], bool],
+    known_tensors: Callable[[Collection[str]], set[str]],
     base_tensors: dict[str, BaseTensor],
     progress: Progress | None = None,
 ) -> PreparedImport:
+    """Store what the registry lacks and build the manifest. ``known_tensors(digests)`` returns those of
+    ``digests`` the registry already holds (one query for many)."""
     total = sum(p.stat().st_size for p in directory.files.values())
     done = 0
     files: list[FileEntry] = []
@@ -108,24 +100,36 @@ def prepare(
         if layout is None:
             blob = put_path(blobs, path)
             prepared.blob_digests.add(blob.digest)
-            files.append(FileEntry(path=rel, size=size, sha256=_sha256(path), kind="blob", blob=blob.digest))
+            # the blob is the whole file: its digest is the file's
+            files.append(FileEntry(path=rel, size=size, blake3=blob.digest, kind="blob", blob=blob.digest))
         else:
             header = put_bytes(blobs, layout.header_bytes)
             prepared.blob_digests.add(header.digest)
             entries: list[TensorEntry] = []
-            # The file's SHA-256 runs on another thread (hashlib releases the GIL) while this one hashes
+            # The whole file's digest runs on another thread (BLAKE3 releases the GIL) while this one hashes
             # tensors and stores them: it is off the critical path instead of adding a pass to it.
-            sha_pool = ThreadPoolExecutor(max_workers=1)
-            sha_future = sha_pool.submit(_sha256, path)
+            file_pool = ThreadPoolExecutor(max_workers=1)
+            file_digest = file_pool.submit(digest_file, path)
+            # Tensors stored in one pass (no base) are stored STORE_THREADS at a time: the kernel copy of one
+            # overlaps the hashing of another. Results are taken in file order, so the manifest and the
+            # dedup decisions do not depend on timing.
+            store_pool = ThreadPoolExecutor(max_workers=STORE_THREADS)
             fd = os.open(path, os.O_RDONLY)
             try:
-                for spec in layout.tensors:
+                usable_bases = [_usable_base(base_tensors.get(spec.name), spec) for spec in layout.tensors]
+                jobs: list[Future[StoredTensor | None] | None] = [
+                    None
+                    if usable
+                    else store_pool.submit(store_unhashed, blobs, file_range(fd, spec.begin, spec.end), spec.nbytes)
+                    for spec, usable in zip(layout.tensors, usable_bases, strict=True)
+                ]
+                # one-pass tensors whose novelty is asked of the database once per file, at the end
+                pending: dict[str, StoredTensor] = {}
+                for spec, usable, job in zip(layout.tensors, usable_bases, jobs, strict=True):
                     source = file_range(fd, spec.begin, spec.end)
-                    base = base_tensors.get(spec.name)
-                    usable = base if base and base.shape == spec.shape and base.dtype == spec.dtype else None
                     # Without a base to delta against, an incompressible tensor is stored in the same pass
                     # that hashes it; everything else is hashed first so that known tensors store nothing.
-                    stored = None if usable else store_unhashed(blobs, source, spec.nbytes)
+                    stored = job.result() if job else None
                     digest = stored.digest if stored else hash_chunks(source)[0]
                     entries.append(
                         TensorEntry(
@@ -142,10 +146,12 @@ def prepare(
                         n_elements *= dim
                     prepared.parameters += n_elements
                     dtype_bytes[spec.dtype] = dtype_bytes.get(spec.dtype, 0) + spec.nbytes
-                    if digest in prepared.new_tensors or known_tensor(digest):
+                    if digest in prepared.new_tensors or digest in pending:
                         prepared.reused_tensors += 1
                     elif stored:
-                        prepared.new_tensors[digest] = stored
+                        pending[digest] = stored
+                    elif known_tensors({digest}):
+                        prepared.reused_tensors += 1
                     else:
                         prepared.new_tensors[digest] = encode(
                             blobs,
@@ -157,14 +163,21 @@ def prepare(
                     done += spec.nbytes
                     if progress:
                         progress("storing tensors", done, total)
+                known = known_tensors(pending.keys()) if pending else set()
+                for digest, stored in pending.items():
+                    if digest in known:
+                        prepared.reused_tensors += 1
+                    else:
+                        prepared.new_tensors[digest] = stored
             finally:
+                store_pool.shutdown(wait=True, cancel_futures=True)  # before the descriptor they read closes
                 os.close(fd)
-                sha_pool.shutdown(wait=True)
+                file_pool.shutdown(wait=True)
             files.append(
                 FileEntry(
                     path=rel,
                     size=size,
-                    sha256=sha_future.result(),
+                    blake3=file_digest.result(),
                     kind="safetensors",
                     header_blob=header.digest,
                     tensors=tuple(entries),
@@ -177,6 +190,11 @@ def prepare(
     if dtype_bytes:
         prepared.dtype = max(dtype_bytes.items(), key=lambda kv: kv[1])[0]
     return prepared
+
+
+def _usable_base(base: BaseTensor | None, spec: TensorSpec) -> BaseTensor | None:
+    """The base tensor when a delta against it is possible (same shape and dtype)."""
+    return base if base and base.shape == spec.shape and base.dtype == spec.dtype else None
 
 
 def chunks_of(data: bytes) -> Iterator[bytes]:

@@ -166,12 +166,14 @@ def download_file(
     name: ModelName, version: VersionNo, path: str, platform: PlatformDep, actor: Reader
 ) -> StreamingResponse:
     """One file of a version, rebuilt byte for byte as it streams (tensors verified on the way); clients
-    check the ``X-Content-SHA256`` header, which the manifest recorded at import."""
+    check the ``X-Content-BLAKE3`` header (``X-Content-SHA256`` for versions imported before manifest schema
+    2), the whole-file digest the manifest recorded at import."""
     entry, chunks = platform.registry.file_stream(f"{name}:{version}", path)
+    algorithm, digest = entry.checksum
     return StreamingResponse(
         chunks,
         media_type="application/octet-stream",
-        headers={"Content-Length": str(entry.size), "X-Content-SHA256": entry.sha256},
+        headers={"Content-Length": str(entry.size), f"X-Content-{algorithm.upper()}": digest},
     )
 
 

@@ -43,7 +43,7 @@ class VersionOut(BaseModel):
 class FileOut(BaseModel):
     path: str
     size: int
-    sha256: str
+    digest: str = Field(description="The whole file's digest, as algorithm:hex (blake3; sha256 before schema 2).")
     kind: str
     tensors: int
 

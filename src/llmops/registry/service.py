@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from llmops.blobs.base import BlobInfo, BlobStore
 from llmops.blobs.io import put_bytes, read_bytes
-from llmops.blobs.refs import add_ref, drop_refs
+from llmops.blobs.refs import add_ref, add_refs, drop_refs
 from llmops.db.base import utcnow
 from llmops.db.database import Database
 from llmops.errors import Conflict, InvalidInput, InvalidModel, NotFound, PermissionDenied
@@ -105,7 +105,7 @@ class RegistryService:
                 self.blobs,
                 directory,
                 layouts,
-                known_tensor=self._tensor_known,
+                known_tensors=self._tensors_known,
                 base_tensors=base_tensors,
                 progress=progress,
             )
@@ -134,23 +134,22 @@ class RegistryService:
                 )
             ):
                 return self._report(session, latest, prepared, reused=True)
-            physical = 0
-            for digest, stored in new.items():
-                if session.get(TensorObject, digest) is not None:
-                    continue  # stored concurrently by another import: the same content
-                session.add(
-                    TensorObject(
-                        digest=digest,
-                        size=stored.size,
-                        encoding=stored.encoding,
-                        blob_digest=stored.blob.digest,
-                        stored_size=stored.blob.size,
-                        base_digest=stored.base_digest,
-                        depth=stored.depth,
-                    )
+            present = _tensors_in(session, new.keys())  # stored concurrently by another import: the same content
+            added = [(digest, stored) for digest, stored in new.items() if digest not in present]
+            session.add_all(
+                TensorObject(
+                    digest=digest,
+                    size=stored.size,
+                    encoding=stored.encoding,
+                    blob_digest=stored.blob.digest,
+                    stored_size=stored.blob.size,
+                    base_digest=stored.base_digest,
+                    depth=stored.depth,
                 )
-                add_ref(session, stored.blob, "tensor", digest)
-                physical += stored.blob.size
+                for digest, stored in added
+            )
+            add_refs(session, [stored.blob for _, stored in added], "tensor", [digest for digest, _ in added])
+            physical = sum(stored.blob.size for _, stored in added)
             session.flush()
             number = (latest.version if latest else 0) + 1
             version = ModelVersion(
@@ -217,9 +216,10 @@ class RegistryService:
             stored_bytes=version.physical_bytes,
         )
 
-    def _tensor_known(self, digest: str) -> bool:
+    def _tensors_known(self, digests: Collection[str]) -> set[str]:
+        """Those of ``digests`` the registry holds already."""
         with self.db.read() as session:
-            return session.get(TensorObject, digest) is not None
+            return _tensors_in(session, digests)
 
     def _base_tensors(self, ref: ModelRef) -> tuple[int, dict[str, importer.BaseTensor]]:
         with self.db.read() as session:
@@ -364,7 +364,7 @@ class RegistryService:
             digests = {t.digest for f in manifest.files for t in f.tensors}
             rows = {r.digest: r for r in session.scalars(select(TensorObject).where(TensorObject.digest.in_(digests)))}
         files = [
-            FileOut(path=f.path, size=f.size, sha256=f.sha256, kind=f.kind, tensors=len(f.tensors))
+            FileOut(path=f.path, size=f.size, digest=":".join(f.checksum), kind=f.kind, tensors=len(f.tensors))
             for f in manifest.files
         ]
         tensors = [
@@ -827,3 +827,13 @@ def _safetensors_name(rel: str) -> str:
     path = Path(rel)
     stem = path.stem.replace("pytorch_model", "model")
     return str(path.with_name(f"{stem}.safetensors"))
+
+
+def _tensors_in(session: Session, digests: Collection[str]) -> set[str]:
+    """Those of ``digests`` that have a ``tensor_objects`` row (in bounded IN lists)."""
+    found: set[str] = set()
+    wanted = sorted(digests)
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        found.update(session.scalars(select(TensorObject.digest).where(TensorObject.digest.in_(part))))
+    return found

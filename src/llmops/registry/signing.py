@@ -1,6 +1,6 @@
 """Ed25519 signatures over a version's manifest digest.
 
-A signature covers the manifest digest, which covers every file's SHA-256 and every tensor's BLAKE3
+A signature covers the manifest digest, which covers every file's digest and every tensor's BLAKE3
 digest: verifying it (and then loading, which re-verifies every tensor) proves the bytes are the ones
 the key holder signed. Keys are standard PEM (PKCS#8 private, SubjectPublicKeyInfo public) from the
 ``cryptography`` package; ``generate_keypair`` writes a pair for operators without a PKI.

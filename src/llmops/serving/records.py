@@ -12,7 +12,13 @@ slow database or log never slows down or stalls serving.
 Writers implement :class:`RecordWriter` (one ``async write(batch)``). :class:`LogWriter` logs each record as a
 JSON line on the ``llmops.requests`` logger; :class:`MemoryWriter` keeps the latest records in memory (tests,
 live views). The monitoring package adds a database writer; a writer that raises loses its batch (counted in
-``failed``) and the sink carries on.
+``failed`` and, per writer class name, in ``failed_by``) and the sink carries on.
+
+A :class:`RecordWriterGroup` runs several writers elsewhere and reports each one's outcome by name: the
+gateway's built-in writers (the log and the database) run in a separate writer process
+(:mod:`llmops.monitoring.writer_process`, ``LLMOPS_REQUEST_WRITER=process``), because in the gateway's own
+process their CPU work contends with the event loop for the GIL. The sink counts a group's failures under the
+inner writers' names, so the metrics read the same wherever the writers run.
 """
 
 from __future__ import annotations
@@ -103,6 +109,23 @@ class RecordWriter(Protocol):
 
 
 @runtime_checkable
+class RecordWriterGroup(Protocol):
+    """Several writers behind one call (a writer process): each batch goes to all of them, and the answer says,
+    per writer (by class name, the ``writer`` label of ``llmops_records_failed_total``), None when it wrote the
+    batch or what went wrong. ``write_all`` never raises: a group that cannot reach its writers reports every
+    one of them as failed. ``close`` ends what the group started (the sink's ``stop`` calls it)."""
+
+    names: tuple[str, ...]
+
+    async def write_all(self, records: Sequence[RequestRecord]) -> dict[str, str | None]: ...
+
+    async def close(self) -> None: ...
+
+
+AnyWriter = RecordWriter | RecordWriterGroup
+
+
+@runtime_checkable
 class RecordSink(Protocol):
     """What the request path sees: ``emit`` never blocks and never raises."""
 
@@ -116,6 +139,10 @@ class LogWriter:
         self.logger = logger
 
     async def write(self, records: Sequence[RequestRecord]) -> None:
+        self.write_now(records)
+
+    def write_now(self, records: Sequence[RequestRecord]) -> None:
+        """The same, synchronously (the writer process calls it)."""
         if not self.logger.isEnabledFor(logging.INFO):
             return
         for record in records:
@@ -137,12 +164,13 @@ class BufferedSink:
 
     ``capacity`` bounds the records waiting for the writers; a flush takes up to ``batch_size`` records and
     runs at least every ``flush_interval`` seconds, at once when a batch is full. ``start()`` and ``stop()`` run
-    in the app lifespan; ``stop()`` flushes what is left (for up to ``timeout`` seconds).
+    in the app lifespan; ``stop()`` flushes what is left (for up to ``timeout`` seconds), then closes the writer
+    groups (a writer process ends once it has written what it was sent).
     """
 
     def __init__(
         self,
-        writers: Sequence[RecordWriter],
+        writers: Sequence[AnyWriter],
         *,
         capacity: int = 10_000,
         batch_size: int = 500,
@@ -156,7 +184,7 @@ class BufferedSink:
         self.written = 0
         self.dropped = 0
         self.failed = 0
-        self.failed_by: dict[str, int] = {}  # records lost per writer (class name)
+        self.failed_by: dict[str, int] = {}  # records lost per writer (class name; inside a group too)
         self._failing: dict[str, float] = {}  # writer -> when its current run of failures was last logged
         self._buffer: deque[RequestRecord] = deque()
         self._wake: asyncio.Event | None = None
@@ -196,31 +224,34 @@ class BufferedSink:
         if task is None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.flush(), timeout)
-            return
-        self._closing = True
-        if self._wake is not None:
-            self._wake.set()
-        try:
-            await asyncio.wait_for(task, timeout)  # the loop flushes what is left, then returns
-        except TimeoutError:
-            log.warning("request records: %d records not written at shutdown (writers too slow)", self.pending)
+        else:
+            self._closing = True
+            if self._wake is not None:
+                self._wake.set()
+            try:
+                await asyncio.wait_for(task, timeout)  # the loop flushes what is left, then returns
+            except TimeoutError:
+                log.warning("request records: %d records not written at shutdown (writers too slow)", self.pending)
+        for writer in self.writers:
+            if isinstance(writer, RecordWriterGroup):
+                try:
+                    await writer.close()
+                except Exception:  # pragma: no cover - a group's close stops what it can and does not raise
+                    log.exception("request records: closing %s failed", type(writer).__name__)
 
     async def flush(self) -> None:
         """Write everything buffered now (in batches)."""
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
             for writer in self.writers:
-                name = type(writer).__name__
-                try:
-                    await writer.write(batch)
-                except Exception as exc:
-                    self._lost(name, len(batch), exc)
-                    continue
-                if self._failing.pop(name, None) is not None:
-                    log.warning("request records: writer %s works again; writing resumed", name)
+                for name, error in (await _write(writer, batch)).items():
+                    if error is not None:
+                        self._lost(name, len(batch), error)
+                    elif self._failing.pop(name, None) is not None:
+                        log.warning("request records: writer %s works again; writing resumed", name)
             self.written += len(batch)
 
-    def _lost(self, writer: str, count: int, exc: Exception) -> None:
+    def _lost(self, writer: str, count: int, error: str) -> None:
         """Count a failed batch; log the first failure of a run, then at most every 10 seconds."""
         self.failed += count
         self.failed_by[writer] = self.failed_by.get(writer, 0) + count
@@ -229,11 +260,10 @@ class BufferedSink:
         if last is None or now - last >= 10.0:
             self._failing[writer] = now
             log.error(
-                "request records: writer %s failed (%s: %s); %d records lost so far, serving goes on and writing "
+                "request records: writer %s failed (%s); %d records lost so far, serving goes on and writing "
                 "resumes when it recovers",
                 writer,
-                type(exc).__name__,
-                exc,
+                error,
                 self.failed_by[writer],
             )
 
@@ -251,6 +281,25 @@ class BufferedSink:
                 return
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as the failure logs show it: ``TypeName: message``."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _write(writer: AnyWriter, batch: Sequence[RequestRecord]) -> dict[str, str | None]:
+    """Hand ``batch`` to one writer or group: per writer name, None when written, else what went wrong."""
+    if isinstance(writer, RecordWriterGroup):
+        try:
+            return await writer.write_all(batch)
+        except Exception as exc:  # pragma: no cover - write_all reports failures instead of raising
+            return dict.fromkeys(writer.names, describe(exc))
+    try:
+        await writer.write(batch)
+    except Exception as exc:
+        return {type(writer).__name__: describe(exc)}
+    return {type(writer).__name__: None}
+
+
 class NullSink:
     """Discards records (an ``OpenAIServing`` built without a gateway)."""
 
@@ -261,6 +310,7 @@ class NullSink:
 
 
 __all__ = [
+    "AnyWriter",
     "BufferedSink",
     "CapturedText",
     "LogWriter",
@@ -268,5 +318,7 @@ __all__ = [
     "NullSink",
     "RecordSink",
     "RecordWriter",
+    "RecordWriterGroup",
     "RequestRecord",
+    "describe",
 ]
