@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_average, machine_info, utc_now, write_result  # noqa: E402
+from _servers import free_port, stop, upstream_gateway, wait_http  # noqa: E402
+
+from llmops.percentiles import percentile  # noqa: E402
 
 UPSTREAM_MODEL = "upstream-lm"
 DEPLOYMENT = "chat"
@@ -127,54 +129,16 @@ def serve_upstream(port: int) -> None:
 
 
 # --- processes ----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes], headers: dict[str, str] | None = None) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with status {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, headers=headers, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
-
-
 def start_llmops(home: Path, upstream: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """An llmops home with the deployment and a key, then ``llmops serve`` on it. Returns the process and key."""
-    from llmops.platform import Platform
-    from llmops.security.actor import local_admin
-    from llmops.settings import Settings
-
-    platform = Platform(Settings(home=home))
-    admin = local_admin()
-    platform.deployments.deploy(
-        admin,
-        DEPLOYMENT,
-        model=None,
-        engine="openai-upstream",
-        engine_options={"base_url": upstream, "model": UPSTREAM_MODEL},
-        rate_limit={"requests_per_minute": 100_000_000, "tokens_per_minute": 1_000_000_000},
-        pricing={"input_per_million": 0.5, "output_per_million": 1.5},
+    """``llmops serve`` with the deployment in front of ``upstream`` and a key. Returns the process and key."""
+    return upstream_gateway(
+        home,
+        port,
+        deployment=DEPLOYMENT,
+        upstream=upstream,
+        upstream_model=UPSTREAM_MODEL,
+        env={"LLMOPS_REQUEST_LOG": "true"},
     )
-    platform.security.create_principal(admin, "bench")
-    key = platform.security.create_key(admin, principal="bench").key
-    platform.close()
-    env = {**os.environ, "LLMOPS_HOME": str(home), "LLMOPS_REQUEST_LOG": "true", "LLMOPS_LOG_LEVEL": "info"}
-    cli = Path(sys.executable).with_name("llmops")
-    log = open(home / "serve.log", "wb")  # noqa: SIM115 - the child process writes to it
-    proc = subprocess.Popen([str(cli), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{port}/readyz", 120, proc)
-    return proc, key
 
 
 def start_litellm(binary: Path, workdir: Path, upstream: str, port: int) -> subprocess.Popen[bytes]:
@@ -206,16 +170,6 @@ def start_litellm(binary: Path, workdir: Path, upstream: str, port: int) -> subp
     )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", 240, proc)
     return proc
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 # --- load ---------------------------------------------------------------------------------------------------
@@ -252,11 +206,6 @@ async def measure(url: str, body: dict[str, Any], headers: dict[str, str], args:
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
     return {"latencies": latencies, "completed": done, "seconds": elapsed, "errors": errors}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:

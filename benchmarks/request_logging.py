@@ -53,7 +53,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -66,6 +65,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_average, machine_info, utc_now, write_result  # noqa: E402
+from _servers import cpu_seconds, free_port, stop, upstream_gateway, wait_http  # noqa: E402
+
+from llmops.percentiles import percentile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN = ROOT / "tests" / "serving" / "standin_server.py"
@@ -91,28 +93,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 # --- processes ----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with status {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
-
-
 def start_upstream(port: int, log: Path) -> subprocess.Popen[bytes]:
     argv = [sys.executable, str(STANDIN), "serve", "m", "--served-model-name", UPSTREAM_MODEL]
     env = {**os.environ, "STANDIN_LOAD_SECONDS": "0"}
@@ -125,42 +105,16 @@ def start_upstream(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 def start_gateway(home: Path, upstream: str, port: int, config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
-    """An llmops home with the deployment and a key, then ``llmops serve`` on it. Returns the process and key."""
-    from llmops.platform import Platform
-    from llmops.security.actor import local_admin
-    from llmops.settings import Settings
-
-    platform = Platform(Settings(home=home))
-    admin = local_admin()
-    platform.deployments.deploy(
-        admin,
-        DEPLOYMENT,
-        model=None,
-        engine="openai-upstream",
-        engine_options={"base_url": upstream, "model": UPSTREAM_MODEL},
-        rate_limit={"requests_per_minute": 100_000_000, "tokens_per_minute": 1_000_000_000},
-        pricing={"input_per_million": 0.5, "output_per_million": 1.5},
+    """``llmops serve`` with the deployment in front of ``upstream`` and a key. Returns the process and key."""
+    return upstream_gateway(
+        home,
+        port,
+        deployment=DEPLOYMENT,
+        upstream=upstream,
+        upstream_model=UPSTREAM_MODEL,
+        env=config["env"],
         monitoring={"capture_text": config["capture_text"]},
     )
-    platform.security.create_principal(admin, "bench")
-    key = platform.security.create_key(admin, principal="bench").key
-    platform.close()
-    env = {**os.environ, "LLMOPS_HOME": str(home), "LLMOPS_LOG_LEVEL": "info", **config["env"]}
-    cli = Path(sys.executable).with_name("llmops")
-    log = open(home / "serve.log", "wb")  # noqa: SIM115 - the child process writes to it
-    proc = subprocess.Popen([str(cli), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{port}/readyz", 120, proc)
-    return proc, key
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 # --- load ---------------------------------------------------------------------------------------------------
@@ -204,12 +158,6 @@ async def drive(url: str, key: str, concurrency: int, seconds: float) -> dict[st
         "statuses": statuses,
         "transport_failures": failures,
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (``/proc/<pid>/stat``, clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_of_tree(pid: int) -> dict[int, float]:
@@ -285,11 +233,6 @@ def writer_cost(batches: int = 8, size: int = 500) -> dict[str, Any]:
     out["total"] = round(sum(out.values()), 1)
     out["batches"], out["batch_size"] = batches, size
     return out
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -419,7 +362,7 @@ def main() -> None:
             checks[name] = {"requests_sent": sent[name], "metrics": scrape(port)}
     finally:
         for proc in reversed(procs):
-            stop(proc)  # SIGTERM: the gateway drains and its sink writes what is left
+            stop(proc, 40)  # SIGTERM: the gateway drains and its sink writes what is left
     for name, (_, _, home) in gateways.items():
         stores = CONFIGS[name]["env"]["LLMOPS_REQUEST_STORE"] == "true"
         logs = CONFIGS[name]["env"]["LLMOPS_REQUEST_LOG"] == "true"

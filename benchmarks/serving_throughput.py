@@ -50,57 +50,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_average, machine_info, utc_now, write_result  # noqa: E402
+from _servers import cpu_seconds, free_port, stop, wait_http  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "assets" / "reference-lm"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with status {proc.returncode}; log tail: {tail(log)}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {timeout:g} s; log tail: {tail(log)}")
-
-
-def tail(path: Path, n: int = 1500) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else ""
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its reaped children so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-# --- servers ------------------------------------------------------------------------------------------------
 def start_llmops(home: Path, port: int, concurrency: int) -> tuple[subprocess.Popen[bytes], str, Path]:
     from llmops.platform import Platform
     from llmops.security.actor import local_admin
@@ -123,7 +78,7 @@ def start_llmops(home: Path, port: int, concurrency: int) -> tuple[subprocess.Po
     cli = Path(sys.executable).with_name("llmops")
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(cli), "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{port}/readyz", 300, proc, log)
+    wait_http(f"http://127.0.0.1:{port}/readyz", 300, proc, log=log)
     return proc, key, log
 
 
@@ -137,7 +92,7 @@ def start_transformers(work: Path, port: int) -> tuple[subprocess.Popen[bytes], 
     log = work / "transformers-serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{port}/health", 300, proc, log)
+    wait_http(f"http://127.0.0.1:{port}/health", 300, proc, log=log)
     return proc, log, argv
 
 
@@ -250,10 +205,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             for cfg in configs:
                 print(f"round {round_ + 1}/{args.rounds}: {cfg.name} …", flush=True)
-                cpu_before = {name: cpu_seconds(p.pid) for name, p in procs.items()}
+                cpu_before = {name: cpu_seconds(p.pid, reaped_children=True) for name, p in procs.items()}
                 result = asyncio.run(measure(cfg, prompts, args))
                 result["server_cpu_seconds"] = {
-                    name: round(cpu_seconds(p.pid) - cpu_before[name], 2) for name, p in procs.items()
+                    name: round(cpu_seconds(p.pid, reaped_children=True) - cpu_before[name], 2)
+                    for name, p in procs.items()
                 }
                 runs[cfg.name].append(result)
                 print(
