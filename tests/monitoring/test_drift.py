@@ -63,6 +63,18 @@ def test_pii_and_refusal_descriptors_count_per_text() -> None:
     assert table.pii_by_type == {"EMAIL": 2}
 
 
+def test_repeated_texts_are_described_once_and_counted_every_time() -> None:
+    vocab = Vocabulary.build(["the cat"])
+    texts = ["mail bob@example.com", "the dog", "mail bob@example.com", "你好", "the dog"]
+    table = describe(texts, vocabulary=vocab, tokenize=str.split)
+    one_by_one = [describe([t], vocabulary=vocab, tokenize=str.split) for t in texts]
+    for name, column in table.numeric.items():
+        assert column.tolist() == [d.numeric[name][0] for d in one_by_one], name
+    for name, values in table.categorical.items():
+        assert values == [d.categorical[name][0] for d in one_by_one], name
+    assert table.pii_by_type == {"EMAIL": 2} and table.rows == 5
+
+
 # --- statistics -------------------------------------------------------------------------------------------
 def test_numeric_switches_from_ks_to_wasserstein_at_the_large_sample_size() -> None:
     rng = np.random.default_rng(0)

@@ -255,6 +255,9 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 def _hash_file(path: Path) -> str:
+    # mmap, unlike ``digest_file``: no copy into Python, and a blob is one tensor at most, so the mapped pages
+    # a reader holds stay bounded by the largest tensor (import of the 2 GiB benchmark model: 323 MB peak RSS
+    # with two stores at a time; reading in 8 MiB pieces made that import about 15 % slower).
     hasher = new_hasher()
     if os.path.getsize(path):
         hasher.update_mmap(str(path))  # multi-threaded, releases the GIL

@@ -213,16 +213,26 @@ def describe(
     refusals: list[str] = []
     pii: list[str] = []
     pii_total: Counter[str] = Counter()
+    # Traffic repeats itself (templated prompts, retries, canned answers): each distinct text is described once.
+    seen: dict[str, tuple[float, float, float, float, str, str, str, Counter[str]]] = {}
     for i, text in enumerate(texts):
-        units = words(text)
-        oov[i], new[i] = vocabulary.rates(units)
-        nonletter[i] = non_letter_share(text)
-        repeated[i] = repeated_ngram_share(units, ngram)
-        head = text[:LANGUAGE_CHARS]
-        scripts.append(dominant_script(head))
-        languages.append(detect_language(head)[0] if language else "und")
-        refusals.append("yes" if is_refusal(text) else "no")
-        found = pii_counts(text)
+        row = seen.get(text)
+        if row is None:
+            units = words(text)
+            head = text[:LANGUAGE_CHARS]
+            row = seen[text] = (
+                *vocabulary.rates(units),
+                non_letter_share(text),
+                repeated_ngram_share(units, ngram),
+                dominant_script(head),
+                detect_language(head)[0] if language else "und",
+                "yes" if is_refusal(text) else "no",
+                pii_counts(text),
+            )
+        oov[i], new[i], nonletter[i], repeated[i], script, lang, refusal, found = row
+        scripts.append(script)
+        languages.append(lang)
+        refusals.append(refusal)
         pii.append("yes" if found else "no")
         pii_total.update(found)
     return DescriptorTable(
