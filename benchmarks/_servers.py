@@ -15,6 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+UPSTREAM_MODEL = "upstream-lm"
+"""The model name the upstream serves (the stand-in's ``--served-model-name``)."""
+DEPLOYMENT = "chat"
+"""The llmops deployment in front of the upstream."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -78,11 +83,11 @@ def upstream_gateway(
     home: Path,
     port: int,
     *,
-    deployment: str,
     upstream: str,
-    upstream_model: str,
     env: dict[str, str],
     monitoring: dict[str, Any] | None = None,
+    deployment: str = DEPLOYMENT,
+    upstream_model: str = UPSTREAM_MODEL,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """An llmops home with an ``openai-upstream`` deployment (rate limits far above any run, per-token prices)
     and an API key, then ``llmops serve`` on it, output in ``home/serve.log``. Returns the process and key."""

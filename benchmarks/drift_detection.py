@@ -6,10 +6,10 @@ The issue's benchmarks: "Drift report over 100,000 stored requests on this machi
 (goal ≤ 30 s) and with embeddings. Detection table on the planted-shift suite: detection rate and false alarms
 per method."
 
-**Detection table.** A seeded generator (below; the test suite has its own copy, as tests do not import
-benchmarks) writes windows of prompts and completions: an opener and words drawn from a small English
-vocabulary with Zipf weights mixed with words of three topics (cooking, travel, software); completions are a
-few sentences of the same mix, 3 % refusals. Shifts change one thing in the current window:
+**Detection table.** A seeded generator (below; its word lists and word drawing are the test suite's,
+``tests/monitoring/planted.py``) writes windows of prompts and completions: an opener and words drawn from a
+small English vocabulary with Zipf weights mixed with words of three topics (cooking, travel, software);
+completions are a few sentences of the same mix, 3 % refusals. Shifts change one thing in the current window:
 ``new_vocabulary`` (a fifth of each prompt's words invented), ``new_topic`` (half the prompts about medicine,
 in ordinary English words), ``new_language`` (30 % of prompts German or Chinese), ``longer_prompts`` (twice
 the words); ``no_shift`` is another seed of the reference generator, so every alarm in that column is a false
@@ -45,8 +45,22 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.monitoring.planted
 
 from _common import RESULTS_DIR, load_average, machine_info, summarize, utc_now, write_result  # noqa: E402
+from tests.monitoring.planted import (  # noqa: E402
+    COMMON,
+    COMMON_P,
+    GERMAN,
+    HAN,
+    NEW_TOPIC,
+    NEW_WORDS,
+    OPENERS,
+    REFUSALS,
+    SHIFTS,
+    TOPICS,
+    sentence,
+)
 
 from llmops.monitoring.drift import (  # noqa: E402
     CategoricalDrift,
@@ -61,68 +75,9 @@ from llmops.monitoring.perplexity import CausalLMPerplexity  # noqa: E402
 from llmops.monitoring.quality import assess  # noqa: E402
 
 GOAL_SECONDS = 30.0
-SHIFTS = ("no_shift", "new_vocabulary", "new_topic", "new_language", "longer_prompts")
 
 
-def _split(text: str) -> list[str]:
-    return text.split()
-
-
-COMMON = _split(
-    "the of and to a in is it you that for on are with as be at this have from or by not but what all were "
-    "when we there can an your which their said if will each about how up out them then she many some so these "
-    "would other into has more her two like him see time could no make than first been its who now people my "
-    "made over did down only way find use may water long little very after words called just where most know "
-    "get through back much before go good new write our used me man too any day same right look think also "
-    "around another came come work three word must because does part even place well such here take why things "
-    "help put years different away again off went old number great tell men say small every found still "
-    "between name should home big give air line set own under read last never us left end along while might "
-    "next sound below saw something thought both few those always looked show large often together asked house"
-)
-TOPICS = [
-    _split(
-        "recipe oven flour sugar butter bake dough pan salt garlic onion sauce boil fry dinner kitchen spoon cheese "
-        "bread soup vegetables chicken pasta rice tomato pepper"
-    ),
-    _split(
-        "flight hotel airport passport luggage beach train ticket museum city tour booking island map journey visa "
-        "trip hostel mountains guide vacation cruise border"
-    ),
-    _split(
-        "code function bug compiler python server database query variable loop class module deploy test error debug "
-        "api library install version commit branch merge script"
-    ),
-]
-NEW_TOPIC = _split(
-    "patient doctor symptoms fever medicine hospital nurse diagnosis treatment blood pressure surgery vaccine "
-    "infection pain prescription clinic therapy heart disease dose allergy injury recovery"
-)
-OPENERS = ("Can you explain", "Please write about", "Summarize", "How do I handle", "Tell me about", "Help me with")
-GERMAN = _split(
-    "der die das und ist nicht ein eine ich du wir sie mit auf für von zu den dem sich auch es wie was bitte "
-    "kannst erklären schreiben über warum heute morgen gut sehr haben werden können mehr noch nach beim Haus "
-    "Arbeit Zeit Jahr Frage Antwort Beispiel Stadt Leute immer wieder schon zwischen"
-)
-HAN = list("的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么")
-REFUSALS = ("I'm sorry, but I can't help with that request.", "抱歉，我无法提供这方面的帮助。")
-_W = 1.0 / (np.arange(len(COMMON)) + 2.7)
-COMMON_P = _W / _W.sum()
-
-
-def _invented(n: int) -> list[str]:
-    rng = np.random.default_rng(10_000)
-    syllables = ("zor", "qua", "vex", "lir", "tum", "bax", "kro", "yel", "pim", "dra", "fen", "gox")
-    return ["".join(rng.choice(syllables, size=int(rng.integers(2, 4)))) for _ in range(n)]
-
-
-NEW_WORDS = _invented(60)
-
-
-def _words(rng: np.random.Generator, n: int, topic: Sequence[str]) -> list[str]:
-    common = rng.choice(COMMON, size=n, p=COMMON_P)
-    topical = rng.choice(topic, size=n)
-    chosen: list[str] = np.where(rng.random(n) < 0.3, topical, common).tolist()
-    return chosen
+TOPIC_WORDS = list(TOPICS.values())  # cooking, travel, software
 
 
 def make_window(shift: str, n: int, seed: int, *, prompt_words: float = 18, answer_sentences: int = 4) -> Window:
@@ -131,7 +86,7 @@ def make_window(shift: str, n: int, seed: int, *, prompt_words: float = 18, answ
     prompts: list[str] = []
     answers: list[str] = []
     for _ in range(n):
-        topic = TOPICS[int(rng.integers(len(TOPICS)))]
+        topic = TOPIC_WORDS[int(rng.integers(len(TOPIC_WORDS)))]
         if shift == "new_topic" and rng.random() < 0.5:
             topic = NEW_TOPIC
         length = int(np.clip(rng.lognormal(np.log(prompt_words), 0.45), 4, 40 * prompt_words))
@@ -141,9 +96,9 @@ def make_window(shift: str, n: int, seed: int, *, prompt_words: float = 18, answ
         if shift == "new_language" and roll < 0.15:
             prompt = " ".join(rng.choice(GERMAN, size=length).tolist()).capitalize() + "?"
         elif shift == "new_language" and roll < 0.30:
-            prompt = "".join(rng.choice(HAN, size=length * 2).tolist()) + "？"
+            prompt = "".join(rng.choice(list(HAN), size=length * 2).tolist()) + "？"
         else:
-            tokens = _words(rng, length, topic)
+            tokens = sentence(rng, length, topic)
             if shift == "new_vocabulary":
                 for i in np.flatnonzero(rng.random(length) < 0.2):
                     tokens[i] = NEW_WORDS[int(rng.integers(len(NEW_WORDS)))]
@@ -154,7 +109,7 @@ def make_window(shift: str, n: int, seed: int, *, prompt_words: float = 18, answ
         else:
             k = max(1, int(rng.poisson(answer_sentences)))
             answers.append(
-                " ".join(" ".join(_words(rng, int(rng.integers(6, 16)), topic)).capitalize() + "." for _ in range(k))
+                " ".join(" ".join(sentence(rng, int(rng.integers(6, 16)), topic)).capitalize() + "." for _ in range(k))
             )
     return Window(prompts=tuple(prompts), completions=tuple(answers), label=f"{shift}:{seed}")
 
@@ -173,7 +128,7 @@ def _texts(rng: np.random.Generator, lengths: np.ndarray, topics: np.ndarray, se
     return [" ".join(flat[a:b]).capitalize() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-TOPIC_TABLE = np.array([t[:22] for t in [*TOPICS, NEW_TOPIC]], dtype=object)
+TOPIC_TABLE = np.array([t[:22] for t in [*TOPIC_WORDS, NEW_TOPIC]], dtype=object)
 """The three baseline topics and the new one (row 3), 22 words each, for vectorised drawing."""
 
 
@@ -181,8 +136,8 @@ def make_requests(n: int, seed: int, *, new_topic_share: float = 0.0) -> Window:
     """``n`` requests of realistic length for the timing (prompts ~60 words, completions ~150), drawn in bulk:
     the per-row generator of the detection table would take longer than the report itself."""
     rng = np.random.default_rng(seed)
-    topics = rng.integers(len(TOPICS), size=n)
-    topics = np.where(rng.random(n) < new_topic_share, len(TOPICS), topics)
+    topics = rng.integers(len(TOPIC_WORDS), size=n)
+    topics = np.where(rng.random(n) < new_topic_share, len(TOPIC_WORDS), topics)
     prompt_lengths = np.clip(rng.lognormal(np.log(55), 0.5, size=n), 4, 1000).astype(np.int64)
     answer_lengths = np.clip(rng.lognormal(np.log(135), 0.5, size=n), 1, 2000).astype(np.int64)
     openers = rng.choice(OPENERS, size=n).tolist()
@@ -287,10 +242,12 @@ def stored_report_time(requests: int, *, batch: int = 1000) -> dict[str, Any]:
     import datetime as dt
     import tempfile
 
+    from tests.monitoring.records import record
+
     from llmops.monitoring.writer import DatabaseWriter
     from llmops.platform import Platform
     from llmops.serving.deployments.schemas import Monitoring
-    from llmops.serving.records import CapturedText, RequestRecord
+    from llmops.serving.records import CapturedText
     from llmops.settings import Settings
 
     half = requests // 2
@@ -308,35 +265,23 @@ def stored_report_time(requests: int, *, batch: int = 1000) -> dict[str, Any]:
             pairs = list(zip(window.prompts, window.completions, strict=True))
             for first in range(0, len(pairs), batch):
                 records = [
-                    RequestRecord(
+                    record(
                         request_id=f"b{day}-{first + i}",
                         deployment="bench",
-                        endpoint="chat",
-                        route="primary",
                         version="bench:1",
-                        revision=1,
-                        mode="primary",
                         key_prefix="k",
                         user=f"user{i % 7}",
-                        request_user=None,
-                        stream=False,
-                        status=200,
-                        error=None,
-                        finish_reason="stop",
                         prompt_tokens=len(p) // 4,
                         completion_tokens=len(c) // 4,
-                        queue_time=0.01,
                         time_to_first_token=0.1,
                         time_per_output_token=0.02,
                         latency=1.0,
                         cost=1e-5,
-                        currency="USD",
-                        cache_hit=False,
                         started_at=t0 + (first + i) * step,
                         finished_at=t0 + (first + i) * step + 1.0,
                         text=CapturedText(prompt=p, messages=[{"role": "user", "content": p}], completion=c),
                         policy=policy,
-                    )  # fmt: skip
+                    )
                     for i, (p, c) in enumerate(pairs[first : first + batch])
                 ]
                 writer.write_now(records)

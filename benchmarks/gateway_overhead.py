@@ -45,12 +45,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_average, machine_info, utc_now, write_result  # noqa: E402
-from _servers import free_port, stop, upstream_gateway, wait_http  # noqa: E402
+from _servers import DEPLOYMENT, UPSTREAM_MODEL, free_port, stop, upstream_gateway, wait_http  # noqa: E402
 
 from llmops.percentiles import percentile  # noqa: E402
 
-UPSTREAM_MODEL = "upstream-lm"
-DEPLOYMENT = "chat"
 LITELLM_KEY = "sk-bench-litellm"
 MESSAGES = [{"role": "user", "content": "Hello, how are you today?"}]
 
@@ -129,18 +127,6 @@ def serve_upstream(port: int) -> None:
 
 
 # --- processes ----------------------------------------------------------------------------------------------
-def start_llmops(home: Path, upstream: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """``llmops serve`` with the deployment in front of ``upstream`` and a key. Returns the process and key."""
-    return upstream_gateway(
-        home,
-        port,
-        deployment=DEPLOYMENT,
-        upstream=upstream,
-        upstream_model=UPSTREAM_MODEL,
-        env={"LLMOPS_REQUEST_LOG": "true"},
-    )
-
-
 def start_litellm(binary: Path, workdir: Path, upstream: str, port: int) -> subprocess.Popen[bytes]:
     config = {
         "model_list": [
@@ -255,7 +241,9 @@ def main() -> None:
         wait_http(f"{upstream_url}/models", 30, upstream)
         body = {"model": UPSTREAM_MODEL, "messages": MESSAGES, "max_tokens": 8}
         targets["direct"] = (f"{upstream_url}/chat/completions", body, {})
-        gateway, key = start_llmops(work / "llmops", upstream_url, gw_port)
+        gateway, key = upstream_gateway(
+            work / "llmops", gw_port, upstream=upstream_url, env={"LLMOPS_REQUEST_LOG": "true"}
+        )
         procs.append(gateway)
         gw_body = {**body, "model": DEPLOYMENT}
         gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"

@@ -65,14 +65,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_average, machine_info, utc_now, write_result  # noqa: E402
-from _servers import cpu_seconds, free_port, stop, upstream_gateway, wait_http  # noqa: E402
+from _servers import DEPLOYMENT, UPSTREAM_MODEL, cpu_seconds, free_port, stop, upstream_gateway, wait_http  # noqa: E402
 
 from llmops.percentiles import percentile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN = ROOT / "tests" / "serving" / "standin_server.py"
-UPSTREAM_MODEL = "upstream-lm"
-DEPLOYMENT = "chat"
 FLUSH_WAIT = 1.5
 """Seconds after a round before the gateway's CPU time is read: the sink flushes at least every second."""
 MESSAGES = [{"role": "user", "content": "Hello, how are you today? Please answer in one short sentence."}]
@@ -102,19 +100,6 @@ def start_upstream(port: int, log: Path) -> subprocess.Popen[bytes]:
     )
     wait_http(f"http://127.0.0.1:{port}/v1/models", 30, proc)
     return proc
-
-
-def start_gateway(home: Path, upstream: str, port: int, config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
-    """``llmops serve`` with the deployment in front of ``upstream`` and a key. Returns the process and key."""
-    return upstream_gateway(
-        home,
-        port,
-        deployment=DEPLOYMENT,
-        upstream=upstream,
-        upstream_model=UPSTREAM_MODEL,
-        env=config["env"],
-        monitoring={"capture_text": config["capture_text"]},
-    )
 
 
 # --- load ---------------------------------------------------------------------------------------------------
@@ -326,7 +311,10 @@ def main() -> None:
         upstream = f"http://127.0.0.1:{up_port}/v1"
         for name in names:
             home, port = work / name, free_port()
-            proc, key = start_gateway(home, upstream, port, CONFIGS[name])
+            config = CONFIGS[name]
+            proc, key = upstream_gateway(
+                home, port, upstream=upstream, env=config["env"], monitoring={"capture_text": config["capture_text"]}
+            )
             procs.append(proc)
             gateways[name] = (port, key, home)
             pids[name] = proc.pid
