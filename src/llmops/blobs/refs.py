@@ -12,9 +12,8 @@ from llmops.blobs.tables import BlobRef
 
 
 def add_ref(session: Session, blob: BlobInfo, owner_kind: str, owner_id: str) -> None:
-    exists = session.get(BlobRef, (blob.digest, owner_kind, owner_id))
-    if exists is None:
-        session.add(BlobRef(digest=blob.digest, owner_kind=owner_kind, owner_id=owner_id, size=blob.size))
+    """Record that ``owner_kind/owner_id`` references ``blob`` (once; an existing reference is kept)."""
+    add_refs(session, [blob], owner_kind, [owner_id])
 
 
 def add_refs(session: Session, blobs: Sequence[BlobInfo], owner_kind: str, owner_ids: Sequence[str]) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from llmops.blobs.base import BlobInfo, BlobStore
 from llmops.blobs.io import put_bytes, read_bytes
-from llmops.blobs.refs import add_ref, add_refs, drop_refs
+from llmops.blobs.refs import add_refs, drop_refs
 from llmops.db.base import utcnow
 from llmops.db.database import Database
 from llmops.errors import Conflict, InvalidInput, InvalidModel, NotFound, PermissionDenied
@@ -174,10 +174,9 @@ class RegistryService:
             session.add(version)
             session.flush()
             owner = f"{name}:{number}"
-            add_ref(session, manifest_blob, "model_version", owner)
-            for digest in prepared.blob_digests:
-                info = self.blobs.stat(digest)
-                add_ref(session, info or BlobInfo(digest, 0, 0.0), "model_version", owner)
+            version_blobs = [manifest_blob]
+            version_blobs += [self.blobs.stat(d) or BlobInfo(d, 0, 0.0) for d in prepared.blob_digests]
+            add_refs(session, version_blobs, "model_version", [owner] * len(version_blobs))
             for digest in {t.digest for f in prepared.manifest.files for t in f.tensors}:
                 session.add(VersionTensor(version_id=version.id, tensor_digest=digest))
             self.audit.append(
